@@ -1,0 +1,1 @@
+"""graftwatch models: network definitions, shipped weights and model cards, training. Imports torch and imaging."""

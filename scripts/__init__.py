@@ -1,0 +1,1 @@
+"""The ``graftwatch`` command: thin parsers over the Python API."""

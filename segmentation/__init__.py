@@ -1,0 +1,1 @@
+"""graftwatch segmentation: device choice, inference, post-processing, quantification, survival analysis."""
