@@ -1,7 +1,8 @@
 """Static anatomy: which tissue sits at a body-frame point (mm).
 
-Everything is built in cord-relative coordinates: u = x (left-right), v = y - c(z)
-(front-back from the curved centre line c(z)), z along the spine. Cross-sections are
+Everything is built in cord-relative coordinates: u = x (left-right), v = c(z) - y
+(distance *behind* the curved centre line c(z): positive towards the back, where the
+laminae and the skin are; negative towards the vertebral bodies), z along the spine. Cross-sections are
 taken in axial planes rather than perpendicular to the curved axis (the centre line
 tilts by at most ~10 degrees, which stretches a cross-section by < 2 %).
 """
@@ -20,6 +21,7 @@ CORD_TISSUES = (WM, GM, CYST, HEMORRHAGE)
 LORDOSIS_SPAN_MM = 80.0
 BONY_GAP_MM = 1.5        # dura to bone: epidural fat behind, ligament in front
 CORTEX_MM = 0.8
+SPINOUS_FRACTION = 0.4   # share of each level's height taken by lamina / spinous process
 
 
 def centreline_y(z: np.ndarray, a: AnatomySpec) -> np.ndarray:
@@ -37,8 +39,9 @@ def centreline_tangent(z: float, a: AnatomySpec) -> np.ndarray:
 
 
 def cord_coordinates(x, y, z, a: AnatomySpec):
-    """(U, V): position in the cord cross-section in units of its half-width / half-depth."""
-    return x / a.cord_half_width_mm, (y - centreline_y(z, a)) / a.cord_half_depth_mm
+    """(U, V): position in the cord cross-section in units of its half-width / half-depth
+    (V positive towards the back)."""
+    return x / a.cord_half_width_mm, (centreline_y(z, a) - y) / a.cord_half_depth_mm
 
 
 def inside_cord(x, y, z, a: AnatomySpec) -> np.ndarray:
@@ -60,7 +63,7 @@ def tissue_labels(x: np.ndarray, y: np.ndarray, z: np.ndarray, a: AnatomySpec) -
     shape = np.shape(x)
     zf = np.ravel(z).astype(np.float32)
     u = np.ravel(x).astype(np.float32)
-    v = np.ravel(y).astype(np.float32) - centreline_y(zf, a).astype(np.float32)
+    v = centreline_y(zf, a).astype(np.float32) - np.ravel(y).astype(np.float32)
     cw, cd = canal_half_axes(a)
     sac = (u / cw) ** 2 + (v / cd) ** 2 <= 1.0
     labels = np.empty(u.shape, dtype=np.int8)
@@ -138,12 +141,12 @@ def _posterior_elements(labels, u, v, z, a: AnatomySpec) -> np.ndarray:
     half_width = np.maximum(half_width, 1.6)
     phase = np.mod(_z_phase(z, a) - a.disc_height_mm - 2.0 + 3.0 * depth,
                    a.vertebra_period_mm)
-    level = phase < 0.55 * a.vertebra_period_mm
+    level = phase < SPINOUS_FRACTION * a.vertebra_period_mm
     bone = behind & level & (np.abs(u) < half_width)
     labels[behind & (np.abs(u) < 2.0) & ~level] = FAT
     labels[bone] = MARROW
     edge = bone & ((np.abs(u) > half_width - CORTEX_MM) | (phase < CORTEX_MM)
-                   | (phase > 0.55 * a.vertebra_period_mm - CORTEX_MM))
+                   | (phase > SPINOUS_FRACTION * a.vertebra_period_mm - CORTEX_MM))
     labels[edge] = CORTEX
     return labels
 

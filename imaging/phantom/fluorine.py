@@ -19,8 +19,11 @@ from imaging.phantom.spec import PhantomSpec, SessionSpec
 
 ATOMS_PER_SIGNAL_UNIT = 1.0e15
 F19_STEP_MM = 0.4
-# body-frame extent of the 19F field of view (x, y, z), before the session's shift
-F19_FOV_LO_MM = (-22.0, -26.0, -36.0)
+# body-frame extent of the 19F field of view along x and z, and its front edge (y); the
+# back edge is set by the reference tube (behind the neck) plus a margin
+F19_FOV_HALF_X_MM = 22.0
+F19_FOV_HALF_Z_MM = 36.0
+F19_FOV_FRONT_MM = 26.0
 F19_FOV_TUBE_MARGIN_MM = 8.0
 # controls: the noise is set from a nominal graft filling this fraction of a voxel
 NOMINAL_FILL = 0.3
@@ -36,8 +39,9 @@ class CleanFluorine:
 
 
 def f19_grid(spec: PhantomSpec, session: SessionSpec) -> Grid:
-    lo = np.asarray(F19_FOV_LO_MM)
-    hi = np.array([-lo[0], spec.fluorine.tube_offset_mm[1] + F19_FOV_TUBE_MARGIN_MM, -lo[2]])
+    back = spec.fluorine.tube_offset_mm[1] - F19_FOV_TUBE_MARGIN_MM
+    lo = np.array([-F19_FOV_HALF_X_MM, back, -F19_FOV_HALF_Z_MM])
+    hi = np.array([F19_FOV_HALF_X_MM, F19_FOV_FRONT_MM, F19_FOV_HALF_Z_MM])
     centre = (lo + hi) / 2 + np.asarray(session.fov_shift_mm)
     v = spec.fluorine.voxel_mm
     return axis_aligned_grid(centre, hi - lo, (v, v, v))

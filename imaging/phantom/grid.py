@@ -20,7 +20,7 @@ from imaging.phantom.spec import SessionSpec
 
 # Nominal field-of-view centre in the body frame: a little behind the cord so that the
 # vertebral bodies in front and the posterior skin both fit.
-NOMINAL_FOV_CENTRE_MM = (0.0, 4.0, 0.0)
+NOMINAL_FOV_CENTRE_MM = (0.0, -4.0, 0.0)
 
 
 @dataclass(frozen=True)

@@ -183,6 +183,6 @@ def sample_fluorine(rng: np.random.Generator, anatomy: AnatomySpec) -> FluorineS
     return FluorineSpec(
         voxel_mm=_u(rng, C.F19_VOXEL_MM), graft_snr=_u(rng, C.F19_GRAFT_SNR),
         tube_offset_mm=(float(rng.choice([-1.0, 1.0])) * _u(rng, (6.0, 14.0)),
-                        anatomy.skin_depth_mm + _u(rng, (4.0, 8.0))),
+                        -(anatomy.skin_depth_mm + _u(rng, (4.0, 8.0)))),
         tube_radius_mm=_u(rng, (1.5, 2.5)),
         tube_atoms_per_mm3=graft_atoms_per_mm3 * _u(rng, (0.05, 0.3)))
