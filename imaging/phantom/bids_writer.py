@@ -145,3 +145,19 @@ def write_subject(out: Path, subject: SimulatedSubject) -> None:
         {"session_id": s.session_id, "days_post_transplant": s.days_post_transplant,
          **s.truth.to_dict()} for s in subject.sessions))
     write_json(truth_dir / f"{sid}_spec.json", subject.spec.to_dict())
+
+
+def write_inserted(out: Path, subject_id: str, session_id: str, inserted, suffix: str = "T2w",
+                   days_post_transplant: float = 0.0) -> Path:
+    """Write a real scan with an inserted graft in the same layout as a simulated session."""
+    stem = f"{subject_id}_{session_id}"
+    save(inserted.image, Path(out) / subject_id / session_id / "anat" / f"{stem}_{suffix}.nii.gz")
+    write_tsv(Path(out) / subject_id / f"{subject_id}_sessions.tsv", SESSION_COLUMNS,
+              [{"session_id": session_id, "days_post_transplant": days_post_transplant}])
+    truth = Path(out) / "derivatives" / TRUTH_PIPELINE / subject_id
+    save(inserted.dseg, truth / session_id / "anat" / f"{stem}_dseg.nii.gz")
+    save(inserted.graft_probseg, truth / session_id / "anat" / f"{stem}_label-graft_probseg.nii.gz")
+    write_tsv(truth / f"{subject_id}_truth.tsv", TRUTH_COLUMNS, [
+        {"session_id": session_id, "days_post_transplant": days_post_transplant,
+         **inserted.truth.to_dict()}])
+    return Path(out) / subject_id

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -88,20 +89,31 @@ def _deposit_frame(anatomy: AnatomySpec) -> np.ndarray:
     return np.stack([across, depth, t])
 
 
+def ellipsoid_fraction(points: np.ndarray, centre: np.ndarray, axes: np.ndarray,
+                       half_mm: np.ndarray, step_mm: float) -> np.ndarray:
+    """Anti-aliased inside-fraction (0-1) of an ellipsoid at (N, 3) points.
+
+    ``axes`` rows are the ellipsoid's unit axes, ``half_mm`` its semi-axes; the edge is
+    blurred over one sampling step (distance to the surface along the ray from the centre).
+    """
+    d = (points - centre) @ axes.T
+    r = np.sqrt(((d / half_mm) ** 2).sum(axis=-1))
+    dist = np.linalg.norm(d, axis=-1) * (1.0 - 1.0 / np.maximum(r, 1e-9))
+    return np.clip(0.5 - dist / step_mm, 0.0, 1.0)
+
+
 def deposit_fraction(x, y, z, anatomy: AnatomySpec, g: GraftSpec, scale: float,
                      step_mm: float) -> np.ndarray:
     """Anti-aliased union of the scaled deposit ellipsoids at the points (0-1 per point)."""
     frame = _deposit_frame(anatomy)
-    out = np.zeros(np.shape(x), dtype=np.float64)
+    points = np.stack([np.ravel(x), np.ravel(y), np.ravel(z)], axis=-1)
+    out = np.zeros(len(points), dtype=np.float64)
     for dep in g.deposits:
         ox, oy, oz = dep.offset_mm
         centre = np.array([ox, float(centreline_y(np.array(oz), anatomy)) + oy, oz])
-        d = np.stack([x - centre[0], y - centre[1], z - centre[2]], axis=-1) @ frame.T
         half = np.array([dep.width_mm, dep.width_mm, dep.length_mm]) * scale / 2
-        r = np.sqrt(((d / half) ** 2).sum(axis=-1))
-        dist = np.linalg.norm(d, axis=-1) * (1.0 - 1.0 / np.maximum(r, 1e-9))
-        out = np.maximum(out, np.clip(0.5 - dist / step_mm, 0.0, 1.0))
-    return out
+        out = np.maximum(out, ellipsoid_fraction(points, centre, frame, half, step_mm))
+    return out.reshape(np.shape(x))
 
 
 def _reach_mm(g: GraftSpec, scale: float) -> float:
@@ -114,8 +126,8 @@ def calibrated_graft(x, y, z, in_cord: np.ndarray, anatomy: AnatomySpec, g: Graf
                      ) -> tuple[np.ndarray, float]:
     """Graft fraction per point whose sum x point volume equals ``volume_mm3``; and the scale.
 
-    Deposits are scaled together (secant steps in log space) and clipped to the cord, so
-    the discretised volume - the truth - matches living cells / packing density.
+    Deposits are scaled together and clipped to the cord, so the discretised volume - the
+    truth - matches living cells / packing density.
     """
     out = np.zeros(np.shape(x), dtype=np.float32)
     if volume_mm3 <= 0 or g.control:
@@ -127,18 +139,22 @@ def calibrated_graft(x, y, z, in_cord: np.ndarray, anatomy: AnatomySpec, g: Graf
         near = np.flatnonzero((np.abs(np.ravel(x)) < reach) & (np.abs(np.ravel(z)) < reach)
                               & np.ravel(in_cord))
         px, py, pz = (np.ravel(a)[near] for a in (x, y, z))
-        scale, frac = _solve_scale(px, py, pz, anatomy, g, volume_mm3, point_volume_mm3,
-                                   step_mm, scale)
+        scale, frac = solve_scale(
+            lambda s: deposit_fraction(px, py, pz, anatomy, g, s, step_mm),
+            volume_mm3, point_volume_mm3, scale)
         if _reach_mm(g, scale) + step_mm < reach:
             break
     out.ravel()[near] = frac
     return out, scale
 
 
-def _solve_scale(px, py, pz, anatomy, g, volume_mm3, point_volume_mm3, step_mm, scale):
+def solve_scale(fraction_at: Callable[[float], np.ndarray], volume_mm3: float,
+                point_volume_mm3: float, scale: float) -> tuple[float, np.ndarray]:
+    """Scale s with sum(fraction_at(s)) x point volume = volume_mm3 (secant steps in log
+    space, which also handle shapes clipped by the cord, whose volume grows slower than s^3)."""
     prev = None
     for _ in range(40):
-        frac = deposit_fraction(px, py, pz, anatomy, g, scale, step_mm)
+        frac = fraction_at(scale)
         vol = float(frac.sum()) * point_volume_mm3
         if vol <= 0:
             prev, scale = None, scale * 2.0
