@@ -42,6 +42,9 @@ def write_dataset(out: Path, n_subjects: int, seed: int,
         raise PhantomError("labels is empty; expected some of ('none', 'spio', '19f')")
     for label in labels:
         C.require_choice("label", label, C.LABELS)
+    if dicom:
+        raise PhantomError("DICOM export of phantoms is not implemented yet; run without "
+                           "dicom=True (--dicom) and convert the NIfTI files if you need DICOM")
     out = Path(out)
     cohort_seed, *subject_seeds = np.random.SeedSequence(seed).spawn(n_subjects + 1)
     controls = control_indices(n_subjects, np.random.default_rng(cohort_seed))
@@ -52,9 +55,6 @@ def write_dataset(out: Path, n_subjects: int, seed: int,
                            resolution=resolution, plane=plane, n_sessions=n_sessions)
         subject = simulate_subject(spec, rng, subject_id=f"sub-{index + 1:03d}")
         write_subject(out, subject)
-        if dicom:
-            from imaging.phantom.dicom_writer import write_subject_dicom
-            write_subject_dicom(out / "sourcedata" / "dicom", subject)
         subjects.append(_summary(subject))
         log.info("%s written (%s%s)", subject.subject_id, spec.graft.label,
                  ", control" if spec.graft.control else "")

@@ -124,3 +124,9 @@ def test_command_refuses_a_non_empty_folder_without_force(tmp_path):
     assert (out / "sub-001" / "ses-01" / "anat" / "sub-001_ses-01_T2w.nii.gz").exists()
     with pytest.raises(SystemExit):
         main([str(out), "--contrast", "gd"])
+
+
+def test_dicom_export_is_refused_until_it_exists(tmp_path):
+    from imaging.errors import PhantomError
+    with pytest.raises(PhantomError, match="DICOM export of phantoms is not implemented"):
+        write_dataset(tmp_path / "d", n_subjects=1, seed=0, dicom=True)
