@@ -44,7 +44,8 @@ def _frozen_array(array: Any) -> np.ndarray:
     return view
 
 
-def _checked_affine(affine: Any) -> np.ndarray:
+def checked_affine(affine: Any) -> np.ndarray:
+    """A read-only float64 4x4 voxel-to-RAS affine, or InvalidVolumeError saying what is wrong."""
     try:
         aff = np.array(affine, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -116,7 +117,7 @@ class Volume:
             raise InvalidVolumeError(f"array has an empty axis (shape {arr.shape})")
         self._check_dtype(arr)
         object.__setattr__(self, "array", arr)
-        object.__setattr__(self, "affine", _checked_affine(self.affine))
+        object.__setattr__(self, "affine", checked_affine(self.affine))
         object.__setattr__(self, "meta", _frozen_meta(self.meta))
 
     @staticmethod
