@@ -43,7 +43,11 @@ def read_sidecar(path: Path) -> dict[str, Any]:
     if not side.exists():
         return {}
     try:
-        fields = json.loads(side.read_text(encoding="utf-8"))
+        text = side.read_text(encoding="utf-8")
+        if not text.strip():  # public datasets ship empty placeholder sidecars
+            log.warning("%s: JSON sidecar is empty; ignoring it", side)
+            return {}
+        fields = json.loads(text)
     except (OSError, ValueError) as exc:
         raise ImageReadError(f"{side}: JSON sidecar cannot be read ({exc}); fix or remove it") from exc
     if not isinstance(fields, dict):

@@ -172,6 +172,13 @@ def test_broken_sidecar_is_refused(tmp_path):
         load_nifti(path)
 
 
+def test_empty_sidecar_is_ignored(tmp_path):
+    """gm-challenge-data ships empty .json files beside its masks."""
+    path = _write(tmp_path / "sub-1_T2w.nii.gz", np.zeros((2, 2, 2), np.int16), np.eye(4))
+    (tmp_path / "sub-1_T2w.json").write_text("")
+    assert dict(load_nifti(path).meta["sidecar"]) == {}
+
+
 def test_non_numeric_echo_time_is_refused(tmp_path):
     path = _write(tmp_path / "sub-1_T2w.nii.gz", np.zeros((2, 2, 2), np.int16), np.eye(4),
                   {"EchoTime": "short"})
