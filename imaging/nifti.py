@@ -17,6 +17,8 @@ from typing import Any
 
 import nibabel as nib
 import numpy as np
+from nibabel import openers
+from nibabel.arrayproxy import ArrayProxy
 from nibabel.filebasedimages import ImageFileError
 from nibabel.spatialimages import HeaderDataError
 
@@ -86,13 +88,50 @@ def meta_from_sidecar(path: Path, sidecar: dict[str, Any]) -> dict[str, Any]:
     return meta
 
 
+def _read_into(opener, buffer: memoryview) -> int:
+    done = 0
+    while done < len(buffer):
+        got = opener.readinto(buffer[done:])
+        if not got:
+            break
+        done += got
+    return done
+
+
+def _owned_voxels(img: nib.Nifti1Image) -> np.ndarray:
+    """The voxel array, read straight into memory this module owns and then frozen, so
+    the Volume can keep it without a copy. Scaled data are scaled by nibabel (which
+    makes a new array); unusual layouts fall back to nibabel's reader."""
+    proxy = img.dataobj
+    plain = (isinstance(proxy, ArrayProxy) and float(proxy.slope) == 1.0
+             and float(proxy.inter) == 0.0 and proxy.dtype.isnative
+             and getattr(proxy, "order", "F") in ("C", "F"))
+    if not plain:
+        arr = np.asanyarray(proxy)
+    else:
+        arr = np.empty(proxy.shape, dtype=proxy.dtype, order=proxy.order)
+        c_view = arr.T if proxy.order == "F" else arr  # C-contiguous view of the same memory
+        with openers.ImageOpener(proxy.file_like) as opener:
+            opener.seek(proxy.offset)
+            got = _read_into(opener, memoryview(c_view).cast("B"))
+        if got != arr.nbytes:
+            raise EOFError(f"expected {arr.nbytes} bytes of voxels after offset {proxy.offset}, "
+                           f"found {got}")
+    if type(arr) is not np.ndarray or not arr.flags.owndata:
+        return arr
+    arr.flags.writeable = False
+    frozen = arr.view()
+    frozen.flags.writeable = False
+    return frozen
+
+
 def _open(path: Path) -> tuple[nib.Nifti1Image, np.ndarray]:
     """The nibabel image and its (scaled) voxel array, or ImageReadError naming the file."""
     try:
         img = nib.load(str(path), mmap=False)
         if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
             raise ImageFileError(f"nibabel read it as {type(img).__name__}, not NIfTI")
-        array = np.asanyarray(img.dataobj)
+        array = _owned_voxels(img)
     except _READ_ERRORS as exc:
         raise ImageReadError(f"{path}: cannot be read as NIfTI ({type(exc).__name__}: {exc}); "
                              "the file may be truncated, corrupt or not NIfTI: re-export or "

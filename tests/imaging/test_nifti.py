@@ -104,6 +104,18 @@ def test_scaled_integers_come_back_as_scaled_floats(tmp_path):
     np.testing.assert_allclose(vol.array, raw * 2.5 - 1.0)
 
 
+@pytest.mark.parametrize("endianness", ["<", ">"])
+@pytest.mark.parametrize("name", ["plain.nii", "plain.nii.gz"])
+def test_voxels_equal_nibabel_and_are_frozen(tmp_path, rng, endianness, name):
+    array = rng.random((5, 4, 3, 2)).astype(np.float32)
+    path = tmp_path / name
+    nib.save(nib.Nifti1Image(array, np.eye(4), nib.Nifti1Header(endianness=endianness)), str(path))
+    vol = load_nifti(path)
+    np.testing.assert_array_equal(vol.array, np.asanyarray(nib.load(str(path)).dataobj))
+    with pytest.raises(ValueError):
+        vol.array.flags.writeable = True
+
+
 def test_nifti_vector_layout_becomes_4d(tmp_path):
     path = _write(tmp_path / "vec.nii", np.ones((3, 3, 3, 1, 2), np.float32), np.eye(4))
     assert load_nifti(path).shape == (3, 3, 3, 2)
