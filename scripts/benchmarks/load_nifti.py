@@ -9,26 +9,17 @@ ratio graftwatch / nibabel (1.0 = as fast as the baseline).
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
-import time
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from scripts.benchmarks.timing import median_seconds
+
 SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 REAL_FILES = ("sct_testing_data/t2s/t2s_uncropped.nii.gz",
               "gm-challenge-data/sub-9418/anat/sub-9418_run-1_T2starw.nii.gz")
-
-
-def _median_seconds(job: Callable[[], object], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        job()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def _generated(folder: Path) -> list[Path]:
@@ -63,8 +54,8 @@ def main(argv=None) -> int:
                                       if (SHARED_DATA / f).exists()])
         print(f"median of {args.repeats}; baseline: nibabel load + get_fdata (float64)")
         for path in files:
-            ours = _median_seconds(_graftwatch_job(path), args.repeats)
-            base = _median_seconds(_nibabel_job(path), args.repeats)
+            ours = median_seconds(_graftwatch_job(path), args.repeats)
+            base = median_seconds(_nibabel_job(path), args.repeats)
             print(f"{path.name:45s} graftwatch {ours * 1000:8.1f} ms   nibabel {base * 1000:8.1f} ms"
                   f"   ratio {ours / base:5.2f}")
     return 0

@@ -8,23 +8,14 @@ same job in the same run, and their ratio.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from typing import Callable
 
 import numpy as np
 
+from scripts.benchmarks.timing import median_seconds
+
 SHAPE = (320, 320, 64)
 SPACING_MM = (0.5, 0.5, 3.0)
-
-
-def _median_seconds(job: Callable[[], object], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        job()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def _cases(volume, labels):
@@ -75,9 +66,9 @@ def main(argv=None) -> int:
     for name, (job, spacing_out, affine_out, order) in _cases(volume, labels).items():
         shape_out = (grid_for_spacing(volume, spacing_out)[0] if affine_out is affine
                      else SHAPE)
-        ours = _median_seconds(job, args.repeats)
+        ours = median_seconds(job, args.repeats)
         source = labels.array if order == 0 else volume.array
-        base = _median_seconds(_sitk_job(source, spacing_out, affine_out, order, shape_out),
+        base = median_seconds(_sitk_job(source, spacing_out, affine_out, order, shape_out),
                                args.repeats)
         print(f"{name:45s} graftwatch {ours * 1000:8.1f} ms   SimpleITK {base * 1000:8.1f} ms"
               f"   ratio {ours / base:5.2f}")
