@@ -8,7 +8,6 @@ same job in the same run, and their ratio.
 from __future__ import annotations
 
 import argparse
-from typing import Callable
 
 import numpy as np
 
