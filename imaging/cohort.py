@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imaging.errors import StudyError
+from imaging.tsv import parse_number, read_tsv
 
 LABEL_TYPES = ("none", "spio", "19f")
 MANIFEST_REQUIRED = ("subject_id", "path")
@@ -58,15 +59,7 @@ def _participants(root: Path) -> dict[str, dict[str, str]]:
     table = root / "participants.tsv"
     if not table.exists():
         return {}
-    with table.open(newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle, delimiter="\t"))
-    return {row.get("participant_id", ""): row for row in rows}
-
-
-def _number(text: str | None) -> float | None:
-    if text is None or text.strip() in ("", "n/a"):
-        return None
-    return float(text)
+    return {row.get("participant_id", ""): row for row in read_tsv(table, ("participant_id",))}
 
 
 def _bids_subjects(root: Path) -> list[CohortEntry]:
@@ -76,7 +69,7 @@ def _bids_subjects(root: Path) -> list[CohortEntry]:
         row = participants.get(folder.name, {})
         problem = None
         try:
-            cells = _number(row.get("injected_cells"))
+            cells = parse_number(row.get("injected_cells"))
         except ValueError:
             cells, problem = None, (f"{root / 'participants.tsv'}: injected_cells "
                                     f"{row.get('injected_cells')!r} for {folder.name} is not a number")
@@ -124,7 +117,7 @@ def _manifest_entry(manifest: Path, line: int, row: dict[str, str]) -> CohortEnt
             problems.append(f"transplant_date {text!r} is not a date (expected YYYY-MM-DD)")
     cells = None
     try:
-        cells = _number(row.get("injected_cells"))
+        cells = parse_number(row.get("injected_cells"))
     except ValueError:
         problems.append(f"injected_cells {row.get('injected_cells')!r} is not a number")
     label = (row.get("label") or "").strip().lower() or None
