@@ -33,7 +33,7 @@ _PACKAGES = (("1.2.840.10008.1.2.4.5", "pylibjpeg pylibjpeg-libjpeg"),
 def read_dataset(path: Path) -> Dataset:
     """The whole file (header and pixels) in one read, with readable errors."""
     try:
-        return pydicom.dcmread(path)
+        return pydicom.dcmread(path, force=True)  # the header was checked by scan.read_header
     except PermissionError as exc:
         raise ImageReadError(f"{path}: permission denied; make it readable (chmod) or run as a "
                              "user who can read it") from exc

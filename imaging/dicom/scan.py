@@ -38,16 +38,19 @@ class Header:
         return "Rows" in self.dataset and "Columns" in self.dataset
 
 
-def is_dicom_file(path: Path) -> bool:
-    """True for a file with the DICM preamble, or one pydicom parses as a DICOM dataset."""
-    path = Path(path)
+def _head(path: Path) -> bytes:
+    """First 132 bytes (preamble and magic), or ImageReadError if the file cannot be opened."""
     try:
         with open(path, "rb") as fh:
-            head = fh.read(132)
-    except OSError:
-        return False
-    if len(head) == 132 and head[128:132] == b"DICM":
-        return True
+            return fh.read(132)
+    except PermissionError as exc:
+        raise ImageReadError(f"{path}: permission denied; make it readable (chmod) or run as a "
+                             "user who can read it") from exc
+    except OSError as exc:
+        raise ImageReadError(f"{path}: cannot be opened ({exc.strerror}); check the path") from exc
+
+
+def _parses_as_dicom(path: Path) -> bool:
     try:
         with warnings.catch_warnings():  # forced parsing of non-DICOM bytes warns loudly
             warnings.simplefilter("ignore")
@@ -55,6 +58,15 @@ def is_dicom_file(path: Path) -> bool:
     except Exception:  # force=True can fail in many ways on non-DICOM bytes
         return False
     return "SOPClassUID" in ds or ("Modality" in ds and "StudyInstanceUID" in ds)
+
+
+def is_dicom_file(path: Path) -> bool:
+    """True for a file with the DICM preamble, or one pydicom parses as a DICOM dataset."""
+    try:
+        head = _head(Path(path))
+    except ImageReadError:
+        return False
+    return head[128:132] == b"DICM" or _parses_as_dicom(Path(path))
 
 
 def _files_under(folder: Path) -> list[Path]:
@@ -68,12 +80,14 @@ def _files_under(folder: Path) -> list[Path]:
 
 def read_header(path: Path) -> Dataset:
     """Header of one DICOM file (pixels not read), with readable errors."""
-    if not os.access(path, os.R_OK):
-        raise ImageReadError(f"{path}: permission denied; make it readable (chmod) or run as a "
-                             "user who can read it")
     try:
         return pydicom.dcmread(path, stop_before_pixels=True)
+    except PermissionError as exc:
+        raise ImageReadError(f"{path}: permission denied; make it readable (chmod) or run as a "
+                             "user who can read it") from exc
     except InvalidDicomError as exc:
+        if _parses_as_dicom(path):  # a DICOM dataset without the 128-byte preamble
+            return pydicom.dcmread(path, stop_before_pixels=True, force=True)
         raise ImageReadError(f"{path}: not a DICOM file ({exc}); expected DICOM images. Remove "
                              "it from the list, or load it with imaging.load if it is NIfTI") from exc
     except (EOFError, OSError, ValueError, KeyError, TypeError) as exc:
@@ -89,7 +103,7 @@ def _folder_headers(folder: Path) -> list[Header]:
                              "recursively). Check the path")
     headers = []
     for path in files:
-        if not is_dicom_file(path):
+        if _head(path)[128:132] != b"DICM" and not _parses_as_dicom(path):
             log.debug("skipping %s: not DICOM", path)
             continue
         headers.append(Header(path, read_header(path)))
