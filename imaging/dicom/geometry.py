@@ -61,21 +61,23 @@ def same_orientation(a: Sequence[float], b: Sequence[float]) -> bool:
     return bool(np.allclose(a, b, atol=ORIENTATION_TOLERANCE, rtol=0))
 
 
-def check_even_spacing(distances_mm: np.ndarray, source: str) -> float:
-    """Return the slice step (mm) of sorted slice distances, or raise naming the uneven gaps."""
-    if len(distances_mm) < 2:
-        raise ValueError("need two slices to measure a step")
+def _lps(position: np.ndarray) -> str:
+    return "(" + ", ".join(f"{v:.3f}" for v in position) + ")"
+
+
+def check_even_spacing(positions_lps: np.ndarray, distances_mm: np.ndarray, source: str) -> float:
+    """Return the slice step (mm) of slices sorted by distance, or raise naming the uneven gaps."""
     gaps = np.diff(distances_mm)
     step = float(np.median(gaps))
     bad = np.flatnonzero(np.abs(gaps - step) > SPACING_TOLERANCE * abs(step) + 1e-4)
     if len(bad):
-        where = ", ".join(f"{distances_mm[i]:.3f} -> {distances_mm[i + 1]:.3f} mm "
-                          f"(gap {gaps[i]:.3f})" for i in bad[:6])
+        where = "; ".join(f"between {_lps(positions_lps[i])} and {_lps(positions_lps[i + 1])} "
+                          f"(gap {gaps[i]:.3f} mm)" for i in bad[:6])
         raise DicomSeriesError(
-            f"{source}: slices are unevenly spaced (usual step {step:.3f} mm; uneven at {where}"
-            f"{' ...' if len(bad) > 6 else ''}); slices may be missing. Load the complete series, "
-            "or pass allow_uneven=True (command line: --allow-uneven) to resample onto an even "
-            "grid")
+            f"{source}: slices are unevenly spaced (usual step {step:.3f} mm; uneven {where}"
+            f"{' ...' if len(bad) > 6 else ''}; positions are LPS mm of the slice corners); "
+            "slices may be missing. Load the complete series, or pass allow_uneven=True "
+            "(command line: --allow-uneven) to resample onto an even grid")
     return step
 
 

@@ -135,7 +135,7 @@ def _slice_step(grid, normal: np.ndarray, source: str, allow_uneven: bool):
         return normal * (grid[0][0].thickness_mm or 1.0), distances, True
     check_no_tilt(positions, normal, source)
     try:
-        check_even_spacing(distances, source)
+        check_even_spacing(positions, distances, source)
         even = True
     except DicomSeriesError:
         if not allow_uneven:
