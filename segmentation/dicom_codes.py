@@ -89,6 +89,11 @@ def tracking_id(subject_id: str, label: int) -> str:
     return f"{subject_id} {LABEL_TERMS[label].name}"
 
 
+def derived_uid(text: str) -> str:
+    """A DICOM UID derived from ``text`` (uuid5 as a '2.25.' UID): same text, same UID."""
+    return f"2.25.{uuid.uuid5(TRACKING_NAMESPACE, text).int}"
+
+
 def tracking_uid(identifier: str) -> str:
-    """A DICOM UID derived from a tracking ID: the same ID always gives the same UID."""
-    return f"2.25.{uuid.uuid5(TRACKING_NAMESPACE, identifier).int}"
+    """The tracking UID of a tracking ID: the same ID always gives the same UID."""
+    return derived_uid(identifier)
