@@ -138,7 +138,7 @@ def test_truncated_uncompressed_file_is_refused(tmp_path, rng):
 
 
 @pytest.mark.parametrize("name, content", [("notes.nii", b"this is not an image" * 30),
-                                           ("notes.nii.gz", gzip.compress(b"plain text" * 50)),
+                                           ("notes.nii.gz", gzip.compress(b"plain text" * 50, mtime=0)),
                                            ("empty.nii", b"")])
 def test_non_nifti_content_is_refused(tmp_path, name, content):
     path = tmp_path / name
