@@ -14,7 +14,6 @@ the contrast plus what tells it apart (``T2starw_run-2``).
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import logging
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from typing import Any, Iterable, Mapping
 
 from imaging.bids import contrast_from_name, split_name
 from imaging.errors import StudyError
+from imaging.tsv import read_tsv
 
 log = logging.getLogger(__name__)
 
@@ -119,14 +119,9 @@ def parse_date(value: Any, what: str) -> dt.date:
                          "(YYYY-MM-DD) or an ISO date-time") from None
 
 
-def read_tsv(path: Path) -> list[dict[str, str | None]]:
-    """Rows of a BIDS .tsv file, 'n/a' and empty cells as None."""
-    try:
-        with open(path, newline="", encoding="utf-8") as handle:
-            rows = list(csv.DictReader(handle, delimiter="\t"))
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise StudyError(f"{path}: cannot be read as a tab-separated table ({exc}); "
-                         "fix the file") from exc
+def read_table(path: Path) -> list[dict[str, str | None]]:
+    """Rows of a BIDS .tsv file, 'n/a' and empty cells as None; ragged rows refused."""
+    rows = read_tsv(path)
     for number, row in enumerate(rows, start=2):
         if None in row:
             raise StudyError(f"{path}: line {number} has more cells than the header; expected "
@@ -159,7 +154,7 @@ def _participant(subject_dir: Path, subject_label: str) -> dict[str, Any]:
     table = subject_dir.parent / "participants.tsv"
     if not table.exists():
         return {}
-    rows = read_tsv(table)
+    rows = read_table(table)
     for row in rows:
         if row.get("participant_id") == subject_label:
             return dict(row)
@@ -215,7 +210,7 @@ def _sessions_table(subject_dir: Path, label: str) -> tuple[Path, list[dict]]:
         raise StudyError(f"{table}: missing; expected a BIDS sessions table with columns "
                          "session_id and days_post_transplant (or acq_time plus a transplant "
                          "date) to order the timepoints")
-    rows = read_tsv(table)
+    rows = read_table(table)
     _require_column(table, rows, "session_id")
     return table, rows
 
@@ -292,6 +287,10 @@ def _discover_dicom(path: Path, transplant_date: Any) -> Subject:
                          "folder: split the tree by patient")
     by_date: dict[dt.date, list] = {}
     for info in series:
+        if getattr(info, "problem", None):
+            log.warning("%s: series %s (%r) skipped: %s", path, info.series_uid,
+                        info.description, info.problem)
+            continue
         by_date.setdefault(_series_date(info), []).append(info)
     timepoints = []
     for date in sorted(by_date):
