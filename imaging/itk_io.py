@@ -1,8 +1,10 @@
 """NRRD, MetaImage (.mha/.mhd) and other ITK formats through SimpleITK.
 
 SimpleITK gives a (z, y, x) array and an LPS geometry (origin, spacing, direction).
-This module, and only this module, turns them into graftwatch's (x, y, z) array and
-voxel-to-RAS+ affine; no SimpleITK object or array leaves it.
+The conversion to graftwatch's (x, y, z) array and voxel-to-RAS+ affine is done by
+``imaging.sitk_bridge.sitk_to_volume`` (the project's one SimpleITK <-> Volume
+crossing); this module adds reading, checks and metadata. No SimpleITK object or
+array leaves it.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from imaging.bids import contrast_from_name
 from imaging.errors import ImageReadError, InvalidVolumeError
 from imaging.volume import Volume
 
-LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 _FORMATS = {".nrrd": "nrrd", ".nhdr": "nrrd", ".mha": "metaimage", ".mhd": "metaimage"}
 
 
@@ -30,26 +31,7 @@ def _read(path: Path):
                              "truncated, corrupt or not an image: re-export or re-copy it") from exc
 
 
-def itk_affine(spacing: Any, origin: Any, direction: Any) -> np.ndarray:
-    """Voxel (i, j, k) -> RAS+ mm from ITK's LPS origin, spacing and 3x3 direction."""
-    lps = np.eye(4)
-    lps[:3, :3] = np.asarray(direction, dtype=np.float64).reshape(3, 3) * np.asarray(spacing)
-    lps[:3, 3] = origin
-    return LPS_TO_RAS @ lps
-
-
-def _spatial_geometry(image, path: Path) -> np.ndarray:
-    dim = image.GetDimension()
-    direction = np.asarray(image.GetDirection(), dtype=np.float64).reshape(dim, dim)
-    if dim == 4 and not (np.allclose(direction[:3, 3], 0) and np.allclose(direction[3, :3], 0)):
-        raise ImageReadError(f"{path}: the fourth axis is mixed with space in the direction "
-                             f"matrix\n{direction}\nexpected a 3-D grid repeated along the "
-                             "fourth axis; resample it to 3-D volumes first")
-    return itk_affine(image.GetSpacing()[:3], image.GetOrigin()[:3], direction[:3, :3])
-
-
-def _xyz_array(image, path: Path) -> np.ndarray:
-    import SimpleITK as sitk
+def _check_shape(image, path: Path) -> None:
     dim = image.GetDimension()
     if dim < 3:
         raise InvalidVolumeError(f"{path}: image is {dim}-D (size {image.GetSize()}); expected "
@@ -62,8 +44,22 @@ def _xyz_array(image, path: Path) -> np.ndarray:
             f"{path}: pixels are vectors of {image.GetNumberOfComponentsPerPixel()} components "
             f"({image.GetPixelIDTypeAsString()}); expected one value per voxel. Split the "
             "components into separate files (or save the series as a scalar 4-D image)")
-    zyx = sitk.GetArrayFromImage(image)  # (z, y, x) or (t, z, y, x): never leaves this module
-    return np.ascontiguousarray(zyx.transpose(tuple(range(zyx.ndim))[::-1]))
+    if dim == 4:
+        direction = np.asarray(image.GetDirection(), dtype=np.float64).reshape(4, 4)
+        if not (np.allclose(direction[:3, 3], 0) and np.allclose(direction[3, :3], 0)):
+            raise ImageReadError(f"{path}: the fourth axis is mixed with space in the direction "
+                                 f"matrix\n{direction}\nexpected a 3-D grid repeated along the "
+                                 "fourth axis; resample it to 3-D volumes first")
+
+
+def _array_and_affine(image) -> tuple[np.ndarray, np.ndarray]:
+    """(x, y, z[, n]) voxels and the RAS+ affine, through the SimpleITK bridge."""
+    from imaging.sitk_bridge import sitk_to_volume
+    if image.GetDimension() == 3:
+        vol = sitk_to_volume(image)
+        return vol.array, vol.affine
+    frames = [sitk_to_volume(image[:, :, :, t]) for t in range(image.GetSize()[3])]
+    return np.stack([f.array for f in frames], axis=-1), frames[0].affine
 
 
 def _meta(image, path: Path, affine: np.ndarray) -> dict[str, Any]:
@@ -81,9 +77,9 @@ def load_itk(path: Path) -> Volume:
     """Read an NRRD/MHA/MHD (or other SimpleITK-readable) file as a Volume in RAS+."""
     path = Path(path)
     image = _read(path)
-    array = _xyz_array(image, path)
-    affine = _spatial_geometry(image, path)
+    _check_shape(image, path)
     try:
+        array, affine = _array_and_affine(image)
         return Volume(array, affine, _meta(image, path, affine))
     except InvalidVolumeError as exc:
         raise InvalidVolumeError(f"{path}: {exc}") from exc

@@ -11,7 +11,7 @@ import SimpleITK as sitk
 
 from imaging import load
 from imaging.errors import ImageReadError, InvalidVolumeError
-from imaging.itk_io import itk_affine, load_itk
+from imaging.itk_io import load_itk
 from tests.conftest import shared_path
 
 
@@ -60,10 +60,16 @@ def test_the_real_psr_t2_through_nrrd(tmp_path):
     assert vol.meta["format"] == "nrrd"
 
 
-def test_itk_affine_flips_lps_to_ras():
-    aff = itk_affine((0.5, 0.6, 2.0), (10.0, 20.0, 30.0), np.eye(3))
-    np.testing.assert_allclose(aff, [[-0.5, 0, 0, -10], [0, -0.6, 0, -20], [0, 0, 2, 30],
-                                     [0, 0, 0, 1]])
+def test_lps_geometry_becomes_ras(tmp_path):
+    image = sitk.GetImageFromArray(np.zeros((4, 3, 2), np.float32))
+    image.SetSpacing((0.5, 0.6, 2.0))
+    image.SetOrigin((10.0, 20.0, 30.0))
+    path = tmp_path / "lps.mha"
+    sitk.WriteImage(image, str(path))
+    vol = load_itk(path)
+    assert vol.shape == (2, 3, 4) and vol.orientation == "LPS"
+    np.testing.assert_allclose(vol.affine, [[-0.5, 0, 0, -10], [0, -0.6, 0, -20], [0, 0, 2, 30],
+                                            [0, 0, 0, 1]])
 
 
 def test_four_d_scalar_image(tmp_path, rng):
