@@ -46,10 +46,10 @@ def _geometry(groups: list[Any], source: str) -> tuple[tuple, tuple, tuple]:
         raise DicomSeriesError(
             f"{source}: enhanced multi-frame object without plane position, plane orientation "
             "or pixel measures functional groups; it cannot be placed in space")
-    iop = triple(orientation.ImageOrientationPatient, "ImageOrientationPatient", source, 6)
+    iop = triple(orientation, "ImageOrientationPatient", source, 6)
     check_orientation(iop, source)
-    return (iop, triple(position.ImagePositionPatient, "ImagePositionPatient", source, 3),
-            triple(measures.PixelSpacing, "PixelSpacing", source, 2))
+    return (iop, triple(position, "ImagePositionPatient", source, 3),
+            triple(measures, "PixelSpacing", source, 2))
 
 
 def _frame(ds: Dataset, path: Path, index: int) -> Frame:
