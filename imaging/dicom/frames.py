@@ -38,6 +38,7 @@ class Frame:
     intercept: float = 0.0
     mosaic_tiles: int = 0  # images in the mosaic this frame is cut from (0: not a mosaic)
     thickness_mm: float | None = None  # slice step for a lone slice (SpacingBetweenSlices)
+    component: str = ""  # magnitude / phase / real / imaginary, when the header says
 
 
 def numbers(ds: Any, keyword: str) -> tuple[float, ...]:
@@ -115,6 +116,16 @@ def echo_of(ds: Dataset) -> tuple[float | None, int | None]:
     return te, (int(echo_number) if echo_number is not None else None)
 
 
+_COMPONENTS = {"M": "magnitude", "MAGNITUDE": "magnitude", "P": "phase", "PHASE": "phase",
+               "R": "real", "REAL": "real", "I": "imaginary", "IMAGINARY": "imaginary"}
+
+
+def image_component(image_type: str) -> str:
+    """'magnitude', 'phase', 'real', 'imaginary' from ImageType/FrameType values, or ''."""
+    found = [_COMPONENTS[v] for v in image_type.upper().split("\\")[2:] if v in _COMPONENTS]
+    return found[0] if found else ""
+
+
 def classic_frame(ds: Dataset, path: Path) -> Frame:
     source = str(path)
     require_geometry(ds, source)
@@ -127,7 +138,8 @@ def classic_frame(ds: Dataset, path: Path) -> Frame:
         pixel_spacing_mm=triple(ds, "PixelSpacing", source, 2),
         echo_time_ms=te, echo_number=echo_number, temporal_key=temporal_key(ds),
         slope=number(ds, "RescaleSlope", 1.0), intercept=number(ds, "RescaleIntercept", 0.0),
-        thickness_mm=number(ds, "SpacingBetweenSlices") or number(ds, "SliceThickness"))
+        thickness_mm=number(ds, "SpacingBetweenSlices") or number(ds, "SliceThickness"),
+        component=image_component(text(ds, "ImageType")))
 
 
 def frames_of(ds: Dataset, path: Path) -> list[Frame]:

@@ -84,8 +84,9 @@ def decode_frames(ds: Dataset, path: Path) -> np.ndarray:
     """All 2-D images of a file as (n_frames, rows, columns)."""
     if "PixelData" not in ds:
         kind = getattr(getattr(ds, "SOPClassUID", None), "name", "unknown SOP class")
-        raise DicomSeriesError(f"{path}: holds no pixel data ({kind}); expected an image. "
-                               "Reports and presentation states cannot be loaded as volumes")
+        raise DicomSeriesError(f"{path}: holds no pixel data ({kind}); expected an image with "
+                               "pixels (reports, presentation states and header-only files "
+                               "cannot be loaded as volumes); remove it or copy it again")
     rows, cols = int(ds.Rows), int(ds.Columns)
     n_frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
     dtype = _fast_dtype(ds)
