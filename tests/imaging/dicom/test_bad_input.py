@@ -108,6 +108,8 @@ def test_mixed_series_without_a_choice_lists_them(make_series, tmp_path):
     assert "6 files" in str(info.value)
     volume = load_dicom(tmp_path / "mix", series="T1_SE")
     assert volume.meta["series_description"] == "t1_se_sag"
+    by_uid = load_dicom(tmp_path / "mix", series=volume.meta["series_uid"])
+    assert by_uid.meta["series_description"] == "t1_se_sag"
     with pytest.raises(DicomSeriesError, match=r"matches 2 series"):
         load_dicom(tmp_path / "mix", series="sag")
     with pytest.raises(DicomSeriesError, match=r"no series matches series='flair'"):
