@@ -20,6 +20,7 @@ from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, UID
 
 from imaging.dicom.frames import Frame
 from imaging.dicom.mosaic import split_mosaic
+from imaging.dicom.scan import permission_denied
 from imaging.dicom.stack import Stack
 from imaging.errors import DicomSeriesError, ImageReadError, MissingDecoderError
 
@@ -37,8 +38,7 @@ def read_dataset(path: Path) -> Dataset:
     try:
         return pydicom.dcmread(path, force=True)  # the header was checked by scan.read_header
     except PermissionError as exc:
-        raise ImageReadError(f"{path}: permission denied; make it readable (chmod) or run as a "
-                             "user who can read it") from exc
+        raise permission_denied(path) from exc
     except FileNotFoundError as exc:
         raise ImageReadError(f"{path}: file disappeared while reading; check the folder") from exc
     except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, TypeError) as exc:

@@ -40,14 +40,18 @@ class Header:
         return "Rows" in self.dataset and "Columns" in self.dataset
 
 
+def permission_denied(path: Path) -> ImageReadError:
+    return ImageReadError(f"{path}: permission denied; make it readable (chmod) or run as a "
+                          "user who can read it")
+
+
 def _head(path: Path) -> bytes:
     """First 132 bytes (preamble and magic), or ImageReadError if the file cannot be opened."""
     try:
         with open(path, "rb") as fh:
             return fh.read(132)
     except PermissionError as exc:
-        raise ImageReadError(f"{path}: permission denied; make it readable (chmod) or run as a "
-                             "user who can read it") from exc
+        raise permission_denied(path) from exc
     except OSError as exc:
         raise ImageReadError(f"{path}: cannot be opened ({exc.strerror}); check the path") from exc
 
@@ -85,8 +89,7 @@ def _read(path: Path, pixels: bool) -> Dataset | None:
     try:
         return pydicom.dcmread(path, stop_before_pixels=not pixels)
     except PermissionError as exc:
-        raise ImageReadError(f"{path}: permission denied; make it readable (chmod) or run as a "
-                             "user who can read it") from exc
+        raise permission_denied(path) from exc
     except InvalidDicomError:
         if _parses_as_dicom(path):  # a DICOM dataset without the 128-byte preamble
             return pydicom.dcmread(path, stop_before_pixels=not pixels, force=True)
