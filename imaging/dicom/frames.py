@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataset import Dataset
 
 from imaging.dicom.geometry import check_orientation
@@ -37,31 +38,60 @@ class Frame:
     intercept: float = 0.0
     mosaic_tiles: int = 0  # images in the mosaic this frame is cut from (0: not a mosaic)
     thickness_mm: float | None = None  # slice step for a lone slice (SpacingBetweenSlices)
+    component: str = ""  # magnitude / phase / real / imaginary, when the header says
+
+
+def numbers(ds: Any, keyword: str) -> tuple[float, ...]:
+    """All values of a numeric tag as floats (empty when absent or unreadable).
+
+    Decimal/integer strings (DS, IS) are parsed straight from the raw bytes: pydicom's
+    own conversion of them dominates header reading time on large series.
+    """
+    tag = tag_for_keyword(keyword)
+    if ds is None or tag is None or tag not in ds:
+        return ()
+    value = ds.get_item(tag).value
+    try:
+        if isinstance(value, bytes) and dictionary_VR(tag) in ("DS", "IS"):
+            text = value.decode("ascii", "replace").strip(" \x00")
+            return tuple(float(v) for v in text.split("\\")) if text else ()
+        value = getattr(ds, keyword)
+        if value is None or value == "":
+            return ()
+        if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+            return tuple(float(v) for v in value)
+        return (float(value),)
+    except (TypeError, ValueError):
+        return ()
+
+
+def text(ds: Any, keyword: str) -> str:
+    """A string tag's raw text (multiple values joined by backslashes), '' when absent."""
+    tag = tag_for_keyword(keyword)
+    if ds is None or tag is None or tag not in ds:
+        return ""
+    value = ds.get_item(tag).value
+    if isinstance(value, bytes):
+        return value.decode("latin-1").strip(" \x00")
+    if value is None:
+        return ""
+    return "\\".join(map(str, value)) if isinstance(value, (list, tuple)) or \
+        type(value).__name__ == "MultiValue" else str(value)
 
 
 def number(ds: Any, keyword: str, default: float | None = None) -> float | None:
     """A numeric tag as float (first value of a multi-valued one), or ``default``."""
-    value = getattr(ds, keyword, None) if ds is not None else None
-    if value is None or value == "":
-        return default
-    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
-        value = value[0] if len(value) else None
-        if value is None:
-            return default
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return default
+    values = numbers(ds, keyword)
+    return values[0] if values else default
 
 
-def triple(values: Any, name: str, source: str, size: int) -> tuple[float, ...]:
-    try:
-        out = tuple(float(v) for v in values)
-    except (TypeError, ValueError):
-        out = ()
+def triple(ds: Dataset, keyword: str, source: str, size: int) -> tuple[float, ...]:
+    """``size`` finite numbers from a geometry tag, or DicomSeriesError naming the file."""
+    out = numbers(ds, keyword)
     if len(out) != size or not np.all(np.isfinite(out)):
-        raise DicomSeriesError(f"{source}: {name} is {values!r}; expected {size} numbers. "
-                               "The file lacks image geometry; it cannot be placed in space")
+        raise DicomSeriesError(f"{source}: {keyword} is {getattr(ds, keyword, None)!r}; expected "
+                               f"{size} numbers. The file lacks image geometry; it cannot be "
+                               "placed in space")
     return out
 
 
@@ -77,7 +107,7 @@ def require_geometry(ds: Dataset, source: str) -> None:
 def temporal_key(ds: Dataset) -> tuple:
     """Orders repeated measurements of the same slice: acquisition, temporal position, time."""
     return (number(ds, "AcquisitionNumber", 0.0), number(ds, "TemporalPositionIdentifier", 0.0),
-            str(getattr(ds, "AcquisitionTime", "")), number(ds, "InstanceNumber", 0.0))
+            text(ds, "AcquisitionTime"), number(ds, "InstanceNumber", 0.0))
 
 
 def echo_of(ds: Dataset) -> tuple[float | None, int | None]:
@@ -86,19 +116,30 @@ def echo_of(ds: Dataset) -> tuple[float | None, int | None]:
     return te, (int(echo_number) if echo_number is not None else None)
 
 
+_COMPONENTS = {"M": "magnitude", "MAGNITUDE": "magnitude", "P": "phase", "PHASE": "phase",
+               "R": "real", "REAL": "real", "I": "imaginary", "IMAGINARY": "imaginary"}
+
+
+def image_component(image_type: str) -> str:
+    """'magnitude', 'phase', 'real', 'imaginary' from ImageType/FrameType values, or ''."""
+    found = [_COMPONENTS[v] for v in image_type.upper().split("\\")[2:] if v in _COMPONENTS]
+    return found[0] if found else ""
+
+
 def classic_frame(ds: Dataset, path: Path) -> Frame:
     source = str(path)
     require_geometry(ds, source)
-    orientation = triple(ds.ImageOrientationPatient, "ImageOrientationPatient", source, 6)
+    orientation = triple(ds, "ImageOrientationPatient", source, 6)
     check_orientation(orientation, source)
     te, echo_number = echo_of(ds)
     return Frame(
         path=path, index=0, rows=int(ds.Rows), columns=int(ds.Columns), orientation=orientation,
-        position_lps=triple(ds.ImagePositionPatient, "ImagePositionPatient", source, 3),
-        pixel_spacing_mm=triple(ds.PixelSpacing, "PixelSpacing", source, 2),
+        position_lps=triple(ds, "ImagePositionPatient", source, 3),
+        pixel_spacing_mm=triple(ds, "PixelSpacing", source, 2),
         echo_time_ms=te, echo_number=echo_number, temporal_key=temporal_key(ds),
         slope=number(ds, "RescaleSlope", 1.0), intercept=number(ds, "RescaleIntercept", 0.0),
-        thickness_mm=number(ds, "SpacingBetweenSlices") or number(ds, "SliceThickness"))
+        thickness_mm=number(ds, "SpacingBetweenSlices") or number(ds, "SliceThickness"),
+        component=image_component(text(ds, "ImageType")))
 
 
 def frames_of(ds: Dataset, path: Path) -> list[Frame]:

@@ -16,7 +16,7 @@ import numpy as np
 from imaging.dicom.geometry import lps_to_ras
 from imaging.dicom.metadata import series_meta
 from imaging.dicom.pixels import read_pixels
-from imaging.dicom.scan import image_series, read_headers
+from imaging.dicom.scan import Header, image_series, read_headers
 from imaging.dicom.series import select_series, stack_of
 from imaging.dicom.stack import Stack
 from imaging.errors import DicomSeriesError
@@ -43,8 +43,8 @@ def resample_even(array: np.ndarray, distances_mm: Sequence[float], step_mm: flo
     return data[:, :, upper - 1] * (1 - weight) + data[:, :, upper] * weight
 
 
-def _voxels(stack: Stack) -> np.ndarray:
-    array = read_pixels(stack)
+def _voxels(stack: Stack, headers: list[Header]) -> np.ndarray:
+    array = read_pixels(stack, {h.path: h.dataset for h in headers})
     if stack.even:
         return array
     step = float(np.linalg.norm(stack.affine_lps[:3, 2]))
@@ -64,7 +64,7 @@ def load_dicom(path_or_paths: Path | Sequence[Path], series: str | None = None, 
     where a volume is required).
     """
     source = _describe(path_or_paths)
-    groups = image_series(read_headers(path_or_paths), source)
+    groups = image_series(read_headers(path_or_paths, pixels=None), source)
     uid, headers = select_series(groups, series, source)
     stack = stack_of(headers, f"{source} (series {uid})", allow_uneven=allow_uneven,
                      exclude_localizers=exclude_localizers)
@@ -77,4 +77,4 @@ def load_dicom(path_or_paths: Path | Sequence[Path], series: str | None = None, 
             "original_affine": tuple(map(tuple, affine)), "fourth_axis": stack.fourth_axis,
             "n_files": len(headers), "excluded_files": tuple(str(p) for p in stack.excluded),
             "resampled_uneven_slices": not stack.even}
-    return Volume(_voxels(stack), affine, meta)
+    return Volume(_voxels(stack, headers), affine, meta)

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from pydicom.dataset import Dataset
 
-from imaging.dicom.frames import Frame, number
+from imaging.dicom.frames import Frame, number, text
 from imaging.dicom.geometry import slice_normal
 from imaging.errors import DicomSeriesError
 
@@ -38,8 +38,7 @@ def _csa_image_header(ds: Dataset) -> dict | None:
 
 
 def is_mosaic(ds: Dataset) -> bool:
-    image_type = [str(v).upper() for v in getattr(ds, "ImageType", [])]
-    return "MOSAIC" in image_type and (0x0029, 0x0010) in ds
+    return "MOSAIC" in text(ds, "ImageType").upper().split("\\") and (0x0029, 0x0010) in ds
 
 
 def _csa_geometry(ds: Dataset, source: str) -> tuple[int, np.ndarray | None]:

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydicom.dataset import Dataset
 
-from imaging.dicom.frames import Frame, number, triple
+from imaging.dicom.frames import Frame, image_component, number, text, triple
 from imaging.dicom.geometry import check_orientation
 from imaging.errors import DicomSeriesError
 
@@ -46,10 +46,10 @@ def _geometry(groups: list[Any], source: str) -> tuple[tuple, tuple, tuple]:
         raise DicomSeriesError(
             f"{source}: enhanced multi-frame object without plane position, plane orientation "
             "or pixel measures functional groups; it cannot be placed in space")
-    iop = triple(orientation.ImageOrientationPatient, "ImageOrientationPatient", source, 6)
+    iop = triple(orientation, "ImageOrientationPatient", source, 6)
     check_orientation(iop, source)
-    return (iop, triple(position.ImagePositionPatient, "ImagePositionPatient", source, 3),
-            triple(measures.PixelSpacing, "PixelSpacing", source, 2))
+    return (iop, triple(position, "ImagePositionPatient", source, 3),
+            triple(measures, "PixelSpacing", source, 2))
 
 
 def _frame(ds: Dataset, path: Path, index: int) -> Frame:
@@ -59,6 +59,8 @@ def _frame(ds: Dataset, path: Path, index: int) -> Frame:
     echo = _item(groups, "MREchoSequence")
     scale = _item(groups, "PixelValueTransformationSequence")
     content = _item(groups, "FrameContentSequence")
+    kind = _item(groups, "MRImageFrameTypeSequence")
+    measures = _item(groups, "PixelMeasuresSequence")
     return Frame(
         path=path, index=index, rows=int(ds.Rows), columns=int(ds.Columns),
         orientation=orientation, position_lps=position, pixel_spacing_mm=spacing,
@@ -67,7 +69,10 @@ def _frame(ds: Dataset, path: Path, index: int) -> Frame:
         temporal_key=(number(content, "TemporalPositionIndex", 0.0),
                       str(getattr(content, "FrameAcquisitionDateTime", "")), index),
         slope=number(scale, "RescaleSlope", number(ds, "RescaleSlope", 1.0)),
-        intercept=number(scale, "RescaleIntercept", number(ds, "RescaleIntercept", 0.0)))
+        intercept=number(scale, "RescaleIntercept", number(ds, "RescaleIntercept", 0.0)),
+        thickness_mm=number(measures, "SpacingBetweenSlices") or number(measures, "SliceThickness"),
+        component=(text(kind, "ComplexImageComponent").lower()
+                   or image_component(text(kind, "FrameType"))))
 
 
 def multiframe_frames(ds: Dataset, path: Path) -> list[Frame]:

@@ -9,6 +9,7 @@ decoder raises MissingDecoderError naming the package to install.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 import pydicom
@@ -17,7 +18,9 @@ from pydicom.errors import InvalidDicomError
 from pydicom.pixels import get_decoder
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, UID
 
+from imaging.dicom.frames import Frame
 from imaging.dicom.mosaic import split_mosaic
+from imaging.dicom.scan import permission_denied
 from imaging.dicom.stack import Stack
 from imaging.errors import DicomSeriesError, ImageReadError, MissingDecoderError
 
@@ -35,8 +38,7 @@ def read_dataset(path: Path) -> Dataset:
     try:
         return pydicom.dcmread(path, force=True)  # the header was checked by scan.read_header
     except PermissionError as exc:
-        raise ImageReadError(f"{path}: permission denied; make it readable (chmod) or run as a "
-                             "user who can read it") from exc
+        raise permission_denied(path) from exc
     except FileNotFoundError as exc:
         raise ImageReadError(f"{path}: file disappeared while reading; check the folder") from exc
     except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, TypeError) as exc:
@@ -82,8 +84,9 @@ def decode_frames(ds: Dataset, path: Path) -> np.ndarray:
     """All 2-D images of a file as (n_frames, rows, columns)."""
     if "PixelData" not in ds:
         kind = getattr(getattr(ds, "SOPClassUID", None), "name", "unknown SOP class")
-        raise DicomSeriesError(f"{path}: holds no pixel data ({kind}); expected an image. "
-                               "Reports and presentation states cannot be loaded as volumes")
+        raise DicomSeriesError(f"{path}: holds no pixel data ({kind}); expected an image with "
+                               "pixels (reports, presentation states and header-only files "
+                               "cannot be loaded as volumes); remove it or copy it again")
     rows, cols = int(ds.Rows), int(ds.Columns)
     n_frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
     dtype = _fast_dtype(ds)
@@ -111,25 +114,35 @@ def _scaled_dtype(stack: Stack, stored: np.dtype) -> np.dtype:
     return stored if trivial else np.dtype(np.float32)
 
 
-def read_pixels(stack: Stack) -> np.ndarray:
-    """The stack's voxels as (x, y, z[, volume]), rescaled; each file read and decoded once."""
-    slots: dict[Path, list[tuple[int, int, object]]] = {}
+def _dataset_with_pixels(path: Path, datasets: Mapping[Path, Dataset]) -> Dataset:
+    ds = datasets.get(path)
+    return ds if ds is not None and "PixelData" in ds else read_dataset(path)
+
+
+def read_pixels(stack: Stack, datasets: Mapping[Path, Dataset] | None = None) -> np.ndarray:
+    """The stack's voxels as (x, y, z[, volume]), rescaled; each file decoded once.
+
+    ``datasets`` may hold files already read with their pixel data; others are read here.
+    The result is Fortran-ordered (each slice one contiguous block, as NIfTI stores it),
+    read-only and owns its memory, so a Volume takes it without another copy.
+    """
+    slots: dict[Path, list[tuple[int, int, Frame]]] = {}
     for z, row in enumerate(stack.grid):
         for v, frame in enumerate(row):
             slots.setdefault(frame.path, []).append((z, v, frame))
-    first = stack.grid[0][0]
-    out = None
+    out = slots_view = None
     for path, items in slots.items():
-        images = decode_frames(read_dataset(path), path)
+        images = decode_frames(_dataset_with_pixels(path, datasets or {}), path)
         if items[0][2].mosaic_tiles:
             images = split_mosaic(images[0], items[0][2].mosaic_tiles)
         if out is None:
             dtype = _scaled_dtype(stack, images.dtype.newbyteorder("="))
-            out = np.empty((len(stack.grid), len(stack.grid[0]), first.rows, first.columns), dtype)
+            out = np.empty(stack.shape, dtype, order="F")
+            slots_view = out if out.ndim == 4 else out[..., None]
         for z, v, frame in items:
             image = images[frame.index]
             if frame.slope != 1.0 or frame.intercept != 0.0:
                 image = image * np.float32(frame.slope) + np.float32(frame.intercept)
-            out[z, v] = image
-    array = out.transpose(3, 2, 0, 1)  # (z, v, row, col) -> (col=x, row=y, z, v)
-    return array[..., 0] if array.shape[3] == 1 else array
+            slots_view[:, :, z, v] = image.T
+    out.flags.writeable = False
+    return out

@@ -22,12 +22,14 @@ from pydicom.errors import InvalidDicomError
 from imaging.errors import DicomSeriesError, ImageReadError
 
 log = logging.getLogger(__name__)
+# load_dicom reads pixel data together with headers (one parse per file) up to this total.
+FULL_READ_LIMIT_BYTES = 512 * 2**20
 
 
 @dataclass(frozen=True)
 class Header:
     path: Path
-    dataset: Dataset  # read with stop_before_pixels
+    dataset: Dataset  # header, with pixel data only when read_headers was asked for it
 
     @property
     def series_uid(self) -> str:
@@ -38,14 +40,18 @@ class Header:
         return "Rows" in self.dataset and "Columns" in self.dataset
 
 
+def permission_denied(path: Path) -> ImageReadError:
+    return ImageReadError(f"{path}: permission denied; make it readable (chmod) or run as a "
+                          "user who can read it")
+
+
 def _head(path: Path) -> bytes:
     """First 132 bytes (preamble and magic), or ImageReadError if the file cannot be opened."""
     try:
         with open(path, "rb") as fh:
             return fh.read(132)
     except PermissionError as exc:
-        raise ImageReadError(f"{path}: permission denied; make it readable (chmod) or run as a "
-                             "user who can read it") from exc
+        raise permission_denied(path) from exc
     except OSError as exc:
         raise ImageReadError(f"{path}: cannot be opened ({exc.strerror}); check the path") from exc
 
@@ -78,35 +84,44 @@ def _files_under(folder: Path) -> list[Path]:
     return found
 
 
-def read_header(path: Path) -> Dataset:
-    """Header of one DICOM file (pixels not read), with readable errors."""
+def _read(path: Path, pixels: bool) -> Dataset | None:
+    """The dataset (header only unless ``pixels``), or None when the file is not DICOM."""
     try:
-        return pydicom.dcmread(path, stop_before_pixels=True)
+        return pydicom.dcmread(path, stop_before_pixels=not pixels)
     except PermissionError as exc:
-        raise ImageReadError(f"{path}: permission denied; make it readable (chmod) or run as a "
-                             "user who can read it") from exc
-    except InvalidDicomError as exc:
+        raise permission_denied(path) from exc
+    except InvalidDicomError:
         if _parses_as_dicom(path):  # a DICOM dataset without the 128-byte preamble
-            return pydicom.dcmread(path, stop_before_pixels=True, force=True)
-        raise ImageReadError(f"{path}: not a DICOM file ({exc}); expected DICOM images. Remove "
-                             "it from the list, or load it with imaging.load if it is NIfTI") from exc
+            return pydicom.dcmread(path, stop_before_pixels=not pixels, force=True)
+        return None
     except (EOFError, OSError, ValueError, KeyError, TypeError) as exc:
         raise DicomSeriesError(f"{path}: DICOM header cannot be read ({type(exc).__name__}: "
                                f"{exc}); the file is probably truncated or corrupt: copy it "
                                "again from the scanner or PACS") from exc
 
 
-def _folder_headers(folder: Path) -> list[Header]:
+def read_header(path: Path, pixels: bool = False) -> Dataset:
+    """One DICOM file's dataset (pixels only if asked), with readable errors."""
+    ds = _read(path, pixels)
+    if ds is None:
+        raise ImageReadError(f"{path}: not a DICOM file; expected DICOM images. Remove it from "
+                             "the list, or load it with imaging.load if it is NIfTI")
+    return ds
+
+
+def _folder_headers(folder: Path, pixels: bool | None) -> list[Header]:
     files = _files_under(folder)
     if not files:
         raise ImageReadError(f"{folder}: folder is empty; expected DICOM files (searched "
                              "recursively). Check the path")
+    wanted = _small_enough(files) if pixels is None else pixels
     headers = []
     for path in files:
-        if _head(path)[128:132] != b"DICM" and not _parses_as_dicom(path):
+        ds = _read(path, wanted)
+        if ds is None:
             log.debug("skipping %s: not DICOM", path)
             continue
-        headers.append(Header(path, read_header(path)))
+        headers.append(Header(path, ds))
     if not headers:
         shown = ", ".join(p.name for p in files[:5])
         raise ImageReadError(f"{folder}: none of its {len(files)} file(s) is DICOM ({shown}"
@@ -115,19 +130,31 @@ def _folder_headers(folder: Path) -> list[Header]:
     return headers
 
 
-def read_headers(source: Path | Sequence[Path]) -> list[Header]:
-    """Headers of a folder's DICOM files (searched recursively) or of the given files."""
+def _small_enough(paths: list[Path]) -> bool:
+    return sum(p.stat().st_size for p in paths) <= FULL_READ_LIMIT_BYTES
+
+
+def read_headers(source: Path | Sequence[Path], pixels: bool | None = False) -> list[Header]:
+    """Datasets of a folder's DICOM files (searched recursively) or of the given files.
+
+    ``pixels``: False reads headers only; True reads pixel data too (one parse per file
+    when the pixels will be needed); None reads them when all files together are small.
+    """
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if not path.exists():
             raise ImageReadError(f"{path}: no such file or folder; check the path")
         if path.is_dir():
-            return _folder_headers(path)
-        return [Header(path, read_header(path))]
+            return _folder_headers(path, pixels)
+        return [Header(path, read_header(path, pixels is not False))]
     paths = [Path(p) for p in source]
     if not paths:
         raise ImageReadError("an empty list of files was given; expected DICOM files")
-    return [Header(p, read_header(p)) for p in paths]
+    for p in paths:
+        if not p.exists():
+            raise ImageReadError(f"{p}: no such file; check the path")
+    wanted = _small_enough(paths) if pixels is None else pixels
+    return [Header(p, read_header(p, wanted)) for p in paths]
 
 
 def image_series(headers: list[Header], source: str) -> dict[str, list[Header]]:

@@ -75,6 +75,17 @@ def _check_same_matrix(frames: list[Frame], source: str) -> None:
                                "the odd images")
 
 
+def _check_one_component(frames: list[Frame], source: str) -> None:
+    kinds = Counter(f.component for f in frames if f.component)
+    if len(kinds) > 1:
+        shown = ", ".join(f"{n} {kind}" for kind, n in kinds.most_common())
+        raise DicomSeriesError(
+            f"{source}: the series mixes image components ({shown} images, e.g. "
+            f"{next(f.path for f in frames if f.component != kinds.most_common(1)[0][0])}); "
+            "they must not be stacked together. Load the files of one component (pass them "
+            "as a list, or move them to their own folder)")
+
+
 def _echo_groups(frames: list[Frame]) -> list[list[Frame]]:
     groups: dict[object, list[Frame]] = defaultdict(list)
     for f in frames:
@@ -152,6 +163,7 @@ def assemble(frames: list[Frame], source: str, allow_uneven: bool = False,
     """Check and arrange the frames of one series (see the module docstring)."""
     frames, excluded = _drop_other_planes(frames, source, exclude_localizers)
     _check_same_matrix(frames, source)
+    _check_one_component(frames, source)
     normal = slice_normal(frames[0].orientation)
     grid, fourth_axis, tes = _grid(frames, normal, source)
     step, distances, even = _slice_step(grid, normal, source, allow_uneven)

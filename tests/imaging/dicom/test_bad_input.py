@@ -108,6 +108,8 @@ def test_mixed_series_without_a_choice_lists_them(make_series, tmp_path):
     assert "6 files" in str(info.value)
     volume = load_dicom(tmp_path / "mix", series="T1_SE")
     assert volume.meta["series_description"] == "t1_se_sag"
+    by_uid = load_dicom(tmp_path / "mix", series=volume.meta["series_uid"])
+    assert by_uid.meta["series_description"] == "t1_se_sag"
     with pytest.raises(DicomSeriesError, match=r"matches 2 series"):
         load_dicom(tmp_path / "mix", series="sag")
     with pytest.raises(DicomSeriesError, match=r"no series matches series='flair'"):
@@ -192,3 +194,12 @@ def test_mismatched_matrix_in_one_series(make_series, tmp_path):
                 origin_lps=(-50.0, -100.0, 80.0))
     with pytest.raises(DicomSeriesError, match=r"different size or pixel spacing"):
         load_dicom(tmp_path / "odd")
+
+
+def test_magnitude_and_phase_in_one_series_are_not_stacked(make_series, tmp_path):
+    uid = "1.2.826.0.1.3680043.8.498.79"
+    make_series("cplx/mag", series_uid=uid)
+    make_series("cplx/pha", series_uid=uid, extra={"ImageType": ["ORIGINAL", "PRIMARY", "P", "ND"]})
+    with pytest.raises(DicomSeriesError, match=r"mixes image components \(6 magnitude, 6 phase"):
+        load_dicom(tmp_path / "cplx")
+    assert load_dicom(sorted((tmp_path / "cplx" / "pha").iterdir())).shape == SHAPE
