@@ -120,35 +120,3 @@ def _axis_steps(steps: np.ndarray) -> bool:
             return False
         axes.append(int(nonzero[0]))
     return axes[0] != axes[1]
-
-
-def grid_from_planes(planes: Sequence[FramePlane], name: str) -> tuple[np.ndarray, tuple[int, int, int], list[int]]:
-    """The regular grid a stack of parallel frames spans: RAS affine with x = column, y = row,
-    z = slices sorted along the normal, its shape, and the frame order (indices into ``planes``)."""
-    first = planes[0]
-    for p in planes[1:]:
-        same_orientation = np.allclose(p.row_direction_lps, first.row_direction_lps, atol=1e-4) \
-            and np.allclose(p.column_direction_lps, first.column_direction_lps, atol=1e-4)
-        if (p.rows, p.columns) != (first.rows, first.columns) or not same_orientation:
-            raise DicomExportError(f"{name}: frames differ in size or orientation; expected one "
-                                   "series of parallel slices of one size")
-    normal = first.normal_lps
-    along = np.array([np.dot(p.position_lps, normal) for p in planes])
-    order = [int(i) for i in np.argsort(along, kind="stable")]
-    positions = np.array([planes[i].position_lps for i in order])
-    step = (positions[-1] - positions[0]) / max(len(order) - 1, 1)
-    if len(order) == 1:
-        step = normal * first.row_spacing_mm
-    expected = positions[0] + np.outer(np.arange(len(order)), step)
-    if np.max(np.abs(positions - expected)) > 1e-2 or np.linalg.norm(step) < 1e-6:
-        raise DicomExportError(f"{name}: slice positions are not evenly spaced (along-normal "
-                               f"positions {np.round(np.sort(along), 3).tolist()}); expected "
-                               "a regular stack of slices")
-    lps = np.eye(4)
-    lps[:3, :3] = np.column_stack([np.asarray(first.row_direction_lps) * first.column_spacing_mm,
-                                   np.asarray(first.column_direction_lps) * first.row_spacing_mm,
-                                   step])
-    lps[:3, 3] = positions[0]
-    affine = np.eye(4)
-    affine[:3] = LPS_FROM_RAS @ lps[:3]
-    return affine, (first.columns, first.rows, len(order)), order

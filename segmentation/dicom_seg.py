@@ -10,8 +10,8 @@ tracking identifiers of ``segmentation.dicom_codes``. Probabilities give a
 FRACTIONAL (PROBABILITY) SEG quantised to 1/255, labels a BINARY one.
 
 ``read_dicom_seg`` reads a SEG with highdicom and puts its frames, by their stored
-plane positions, onto a reference grid: a Volume, or the grid the source files span
-(x = column, y = row, z = slices sorted along the normal, RAS affine).
+plane positions, onto a reference grid: a Volume, or the grid ``imaging.load`` gives
+the source files.
 """
 
 from __future__ import annotations
@@ -32,8 +32,7 @@ from imaging.atomic import atomic_path
 from imaging.errors import DicomExportError, ImageReadError
 from imaging.volume import LabelVolume, Volume, require_same_space
 from segmentation import dicom_codes
-from segmentation.dicom_grid import (FrameIndex, FramePlane, frame_index, grid_from_planes,
-                                     single_frame_plane)
+from segmentation.dicom_grid import FrameIndex, FramePlane, frame_index, single_frame_plane
 
 log = logging.getLogger(__name__)
 
@@ -222,14 +221,14 @@ def _read_seg(path: str | os.PathLike) -> hd.seg.Segmentation:
 
 
 def _source_grid(files: Sequence[str | os.PathLike], series_uid: str, path) -> tuple:
-    datasets = [pydicom.dcmread(f, stop_before_pixels=True) for f in files]
-    if str(datasets[0].get("SeriesInstanceUID")) != series_uid:
+    """The grid imaging.load gives the source files (the grid every graftwatch mask is on)."""
+    from imaging.io import load
+    source = load(list(files), nonfinite="keep")
+    if str(source.meta.get("series_uid")) != series_uid:
         raise ImageReadError(f"{path} references series {series_uid}, but the reference files "
-                             f"are series {datasets[0].get('SeriesInstanceUID')}; pass the SEG's "
+                             f"are series {source.meta.get('series_uid')}; pass the SEG's "
                              "source series")
-    planes = [single_frame_plane(ds, str(f)) for ds, f in zip(datasets, files)]
-    affine, shape, _ = grid_from_planes(planes, f"{len(files)} files starting {files[0]}")
-    return affine, shape
+    return source.affine, source.spatial_shape
 
 
 def _labels_of_segments(seg: hd.seg.Segmentation, path) -> dict[int, int]:

@@ -175,7 +175,8 @@ def read_dicom_sr(path: str | os.PathLike) -> list[ReportedTimepoint]:
     try:
         sr = hd.sr.srread(path)
         report = hd.sr.MeasurementReport.from_sequence([sr])
-    except (OSError, InvalidDicomError, ValueError, AttributeError) as exc:
+    except (OSError, InvalidDicomError, ValueError, AttributeError, RuntimeError) as exc:
+        # highdicom raises RuntimeError for a DICOM file that is not an SR
         raise ImageReadError(f"{path}: cannot be read as a TID 1500 measurement report ({exc}); "
                              "expected an SR written by graftwatch") from exc
     results = [_read_group(group, path) for group in report.get_volumetric_roi_measurement_groups()]

@@ -1,21 +1,23 @@
-"""Small but complete single-frame MR series written with pydicom, for the DICOM export tests.
+"""Small single-frame MR series for the DICOM export tests, in axial, sagittal or oblique planes.
 
-Each series has full patient / study / series / frame-of-reference tags, Modality MR
-and the MR Image Storage SOP class. ``MrSeries.affine`` is the RAS voxel-to-mm
+Written by ``imaging.dicom.synthetic.write_series`` (full patient / study / series /
+frame-of-reference tags, Modality MR, MR Image Storage, shuffled file names), plus
+the patient/study tags a SEG or SR copies. ``MrSeries.affine`` is the RAS voxel-to-mm
 affine of the series' grid with x = column, y = row, z = slice in generation order
 (the layout the DICOM loader returns), so tests can place masks on it without the loader.
 """
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+import pydicom
 
-MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
+from imaging.dicom.synthetic import SeriesSpec, write_series
+
 LPS_FROM_RAS = np.diag([-1.0, -1.0, 1.0])
 
 # (row direction, column direction) in LPS for each plane.
@@ -45,40 +47,24 @@ def _directions(plane: str) -> tuple[np.ndarray, np.ndarray]:
     return rot @ np.asarray(row), rot @ np.asarray(col)
 
 
-def _patient_study(ds: Dataset, patient_id: str, study_uid: str, study_date: str) -> None:
-    ds.PatientName = f"Test^{patient_id}"
-    ds.PatientID = patient_id
-    ds.PatientBirthDate = "19700101"
-    ds.PatientSex = "O"
-    ds.StudyInstanceUID = study_uid
-    ds.StudyID = "1"
-    ds.StudyDate = study_date
-    ds.StudyTime = "101500"
-    ds.AccessionNumber = "ACC1"
-    ds.ReferringPhysicianName = "Ref^Doc"
-
-
 def write_mr_series(folder: Path, *, plane: str = "axial", n_slices: int = 12,
                     rows: int = 32, columns: int = 32, spacing_mm=(0.8, 0.7, 3.0),
                     patient_id: str = "sub-01", study_date: str = "20250101",
                     reverse: bool = False, rng: np.random.Generator | None = None) -> MrSeries:
     """Write one slice per file; ``spacing_mm`` is (row spacing, column spacing, slice step)."""
-    rng = rng or np.random.default_rng(0)
-    folder.mkdir(parents=True, exist_ok=True)
+    rng = rng or np.random.default_rng(zlib.crc32(str(folder).encode()))
     row_dir, col_dir = _directions(plane)
     normal = np.cross(row_dir, col_dir)
     origin = np.array([-12.5, 20.25, 33.0])
-    study_uid, series_uid, frame_uid = generate_uid(), generate_uid(), generate_uid()
-    paths = []
-    for k in range(n_slices):
-        ds = _slice_dataset(rows, columns, spacing_mm, row_dir, col_dir,
-                            origin + k * spacing_mm[2] * normal, rng)
-        _patient_study(ds, patient_id, study_uid, study_date)
-        ds.SeriesInstanceUID, ds.FrameOfReferenceUID = series_uid, frame_uid
-        ds.InstanceNumber = k + 1
-        path = folder / f"slice{k:03d}.dcm"
-        ds.save_as(path, enforce_file_format=True)
-        paths.append(path)
+    spec = SeriesSpec(
+        description="t2_test", orientation=(*row_dir, *col_dir), origin_lps=tuple(origin),
+        pixel_spacing_mm=tuple(spacing_mm[:2]), slice_spacing_mm=spacing_mm[2],
+        patient_id=patient_id, study_date=study_date,
+        extra={"PatientSex": "O", "StudyID": "1", "AccessionNumber": "ACC1",
+               "ReferringPhysicianName": "Ref^Doc"})
+    image = rng.integers(0, 1000, (columns, rows, n_slices), dtype=np.uint16)
+    paths = list(write_series(folder, image, spec, rng))
+    series_uid = str(pydicom.dcmread(paths[0], stop_before_pixels=True).SeriesInstanceUID)
     lps = np.eye(4)
     lps[:3, :3] = np.column_stack([row_dir * spacing_mm[1], col_dir * spacing_mm[0],
                                    normal * spacing_mm[2]])
@@ -87,29 +73,3 @@ def write_mr_series(folder: Path, *, plane: str = "axial", n_slices: int = 12,
     affine[:3] = LPS_FROM_RAS @ lps[:3]
     return MrSeries(paths[::-1] if reverse else paths, affine, (columns, rows, n_slices),
                     series_uid)
-
-
-def _slice_dataset(rows, columns, spacing_mm, row_dir, col_dir, position, rng) -> Dataset:
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.file_meta.MediaStorageSOPClassUID = MR_IMAGE_STORAGE
-    ds.SOPClassUID = MR_IMAGE_STORAGE
-    ds.SOPInstanceUID = generate_uid()
-    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    ds.Modality = "MR"
-    ds.Manufacturer = "Test"
-    ds.SeriesNumber = 5
-    ds.SeriesDescription = "T2w test"
-    ds.ImageType = ["ORIGINAL", "PRIMARY", "OTHER"]
-    ds.ImagePositionPatient = [round(float(v), 6) for v in position]
-    ds.ImageOrientationPatient = [round(float(v), 8) for v in (*row_dir, *col_dir)]
-    ds.PixelSpacing = [spacing_mm[0], spacing_mm[1]]
-    ds.SliceThickness = spacing_mm[2]
-    ds.Rows, ds.Columns = rows, columns
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, 16, 15
-    ds.PixelRepresentation = 0
-    ds.PixelData = rng.integers(0, 1000, (rows, columns), dtype=np.uint16).tobytes()
-    return ds

@@ -9,6 +9,7 @@ import numpy as np
 import pydicom
 import pytest
 
+from imaging import load
 from imaging.errors import DicomExportError, ImageReadError
 from imaging.volume import LabelVolume, Volume
 from segmentation import dicom_codes
@@ -207,3 +208,16 @@ def test_empty_mask_round_trips_as_background(tmp_path: Path) -> None:
     back = read_dicom_seg(out, labels)
     assert not back.labels.array.any()
     assert set(back.tracking) == {1, 2, 3}
+
+
+@pytest.mark.parametrize("plane", ["sagittal", "oblique"])
+def test_seg_from_a_volume_loaded_by_imaging_load(tmp_path: Path, rng, plane: str) -> None:
+    series = write_mr_series(tmp_path / "src", plane=plane)
+    image = load(tmp_path / "src")
+    assert image.meta["series_uid"] == series.series_uid
+    labels = LabelVolume(_labels(image.spatial_shape, rng), image.affine)
+    out = write_dicom_seg(labels, series.files, tmp_path / "seg.dcm")
+    np.testing.assert_array_equal(read_dicom_seg(out, image).labels.array, labels.array)
+    from_files = read_dicom_seg(out, series.files).labels
+    np.testing.assert_allclose(from_files.affine, image.affine, atol=1e-3)
+    np.testing.assert_array_equal(from_files.array, labels.array)
