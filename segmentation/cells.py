@@ -33,6 +33,7 @@ STATUSES = ("ok", "not_quantifiable", "below_detection")
 DETECTION_SIGMAS = 3.0
 NOISE_FLOOR_POWER_SIGMAS2 = 3.5
 PRE_INJECTION = "pre-injection scan: no cells injected yet"
+LINGERING_IRON = "iron and graft volume disagree"
 
 
 @dataclass(frozen=True)
@@ -303,7 +304,7 @@ def _iron_outlives_graft(fe: IronMeasurement, ref: IronMeasurement, volume: Cell
                                       rng, confidence, n_samples, ref.detection_limit_ug)
     if low <= volume_high:
         return ""
-    return (f"iron and graft volume disagree from day {m.days_post_transplant:g}: iron is "
+    return (f"{LINGERING_IRON} from day {m.days_post_transplant:g}: iron is "
             f"{value:.0%} of the first post-injection iron (interval {low:.0%}-{high:.0%}) while "
             f"the graft volume is at most {volume_high:.0%} of its first value; iron from dead "
             "cells lingers in macrophages, so iron no longer counts living cells")

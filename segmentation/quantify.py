@@ -67,6 +67,12 @@ class GraftMeasurement:
     def to_dict(self) -> dict[str, Any]:
         return json_safe(self)
 
+    def to_row(self) -> dict[str, Any]:
+        """The timepoint's key columns; merge with TimepointMetrics.to_row(),
+        CellEstimate.to_row() and flags.flags_cell() for the issue 5 table row."""
+        return {"session_id": self.session_id,
+                "days_post_transplant": json_safe(self.days_post_transplant)}
+
 
 @dataclass(frozen=True)
 class TimepointMetrics:
