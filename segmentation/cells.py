@@ -20,18 +20,15 @@ from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
 import numpy as np
-from scipy.ndimage import distance_transform_edt
-from scipy.special import i0e, i1e
 
 from imaging.errors import AnalysisError
 from imaging.physics import PICOGRAMS_PER_MICROGRAM
 from imaging.volume import LabelVolume, Volume, require_same_space
-from segmentation.quantify import GraftMeasurement, checked_probability
+from segmentation.quantify import GraftMeasurement, checked_probability, noise_floor_corrected
 from segmentation.records import json_safe, percentile_interval, two_sided_z
 
 STATUSES = ("ok", "not_quantifiable", "below_detection")
 DETECTION_SIGMAS = 3.0
-NOISE_FLOOR_POWER_SIGMAS2 = 3.5
 PRE_INJECTION = "pre-injection scan: no cells injected yet"
 LINGERING_IRON = "iron and graft volume disagree"
 
@@ -210,7 +207,7 @@ def iron_mass(r2star: Volume, baseline_r2star: Volume, region: Volume,
     """Iron = sum over the region of w * delta-R2* / relaxivity * voxel volume.
 
     ``region`` (a mask, or weights in [0, 1]) must cover the blooming halo around the graft
-    (see ``grow_region``). The per-voxel delta-R2* noise is the robust spread (1.4826 x MAD)
+    (see ``quantify.grow_region``). The per-voxel delta-R2* noise is the robust spread (1.4826 x MAD)
     of delta-R2* in ``noise_region`` (e.g. normal cord away from the graft; default: every
     finite voxel outside the region); voxels are taken as independent, so the iron sd is
     noise * sqrt(sum w^2) * voxel volume / relaxivity; detection limit = 3 sd.
@@ -253,15 +250,6 @@ def _region_weights(region: Volume, what: str) -> np.ndarray:
     if isinstance(region, LabelVolume):
         return (np.asarray(region.array) > 0).astype(np.float64)
     return checked_probability(region.array, what)
-
-
-def grow_region(mask: LabelVolume, margin_mm: float) -> LabelVolume:
-    """The mask grown by ``margin_mm`` in every direction (voxel-size aware), e.g. for blooming."""
-    inside = np.asarray(mask.array) > 0
-    if not inside.any() or margin_mm <= 0:
-        return LabelVolume(inside.astype(np.uint8), mask.affine, mask.meta)
-    distance = distance_transform_edt(~inside, sampling=mask.spacing)
-    return LabelVolume((distance <= margin_mm).astype(np.uint8), mask.affine, mask.meta)
 
 
 def spio(iron: Sequence[IronMeasurement], measurements: Sequence[GraftMeasurement],
@@ -344,33 +332,6 @@ def _spio_assumptions(iron_pg_per_cell: float) -> tuple[str, ...]:
 
 
 # --- 19F: cells from the fluorine signal ----------------------------------------------------
-
-def rician_mean(amplitude: np.ndarray, sigma: float) -> np.ndarray:
-    """Expected magnitude of a Rician voxel with true amplitude A and noise sigma."""
-    theta = np.asarray(amplitude, np.float64) ** 2 / (2.0 * sigma ** 2)
-    return sigma * np.sqrt(np.pi / 2.0) * ((1 + theta) * i0e(theta / 2) + theta * i1e(theta / 2))
-
-
-def noise_floor_corrected(magnitude: np.ndarray, sigma: float, noise: str = "rician") -> np.ndarray:
-    """Per-voxel magnitude minus its Rician bias E[M|A] - A, with A from M^2 - 3.5 sigma^2.
-
-    No estimator of the amplitude from one Rician voxel is unbiased at every SNR, so the
-    amplitude used for the bias is sqrt(max(M^2 - k sigma^2, 0)) with k =
-    ``NOISE_FLOOR_POWER_SIGMAS2`` = 3.5, chosen for regions that hold about two signal-free
-    voxels per graft voxel (a graft mask grown by one 19F voxel): per voxel the residual bias
-    is +0.13 sigma without signal, -0.45 sigma at SNR 1-2, -0.16 at SNR 3, none above SNR 5
-    (k = 2, the power-unbiased choice, leaves +0.27 sigma per signal-free voxel: +14 % on a
-    graft at SNR 3). Uncorrected, a signal-free voxel adds 1.25 sigma. Gaussian (real-valued)
-    data need no correction.
-    """
-    m = np.asarray(magnitude, np.float64)
-    if noise == "gaussian" or sigma <= 0:
-        return m
-    if noise != "rician":
-        raise AnalysisError(f"noise model {noise!r} is not known; expected 'rician' or 'gaussian'")
-    amplitude = np.sqrt(np.maximum(m ** 2 - NOISE_FLOOR_POWER_SIGMAS2 * sigma ** 2, 0.0))
-    return m - (rician_mean(amplitude, sigma) - amplitude)
-
 
 def fluorine(f19: Volume, graft_region: Volume, reference_region: LabelVolume,
              reference_atoms: float | None, fluorine_atoms_per_cell: float, noise_sigma: float,

@@ -10,9 +10,8 @@ from scipy.ndimage import gaussian_filter
 
 from imaging.errors import AnalysisError
 from imaging.volume import LabelVolume, Volume
-from segmentation.cells import (IronMeasurement, fluorine, grow_region, iron_mass, label_free,
-                                noise_floor_corrected, rician_mean, spio)
-from segmentation.quantify import GraftMeasurement
+from segmentation.cells import IronMeasurement, fluorine, iron_mass, label_free, spio
+from segmentation.quantify import GraftMeasurement, grow_region, noise_floor_corrected, rician_mean
 
 
 def _m(day, volume, rel_sd=0.1, session=None):
