@@ -284,12 +284,12 @@ def _iron_outlives_graft(fe: IronMeasurement, ref: IronMeasurement, volume: Cell
                          n_samples: int, compare: bool) -> str:
     """A reason when iron stays beyond the volume's interval; '' when they agree or cannot say."""
     volume_high = volume.surviving_fraction_ci_high
-    if not compare or volume_high is None or ref.iron_ug < ref.detection_limit_ug \
-            or fe.iron_ug < fe.detection_limit_ug:
+    if not compare or volume_high is None or ref.region_volume_mm3 == 0 \
+            or ref.iron_ug < ref.detection_limit_ug or fe.iron_ug < fe.detection_limit_ug:
         return ""
     value, low, high = ratio_interval(Interval(fe.iron_ug, fe.ci_low_ug, fe.ci_high_ug),
                                       Interval(ref.iron_ug, ref.ci_low_ug, ref.ci_high_ug),
-                                      rng, confidence, n_samples, ref.detection_limit_ug)
+                                      rng, confidence, n_samples, max(ref.detection_limit_ug, 1e-12))
     if low <= volume_high:
         return ""
     return (f"{LINGERING_IRON} from day {m.days_post_transplant:g}: iron is "
