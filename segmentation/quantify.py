@@ -35,6 +35,8 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
+from scipy.ndimage import distance_transform_edt
+from scipy.special import i0e, i1e
 
 from imaging.errors import AnalysisError
 from imaging.volume import LabelVolume, Volume, require_same_space
@@ -46,6 +48,7 @@ LOCAL_AXIS_HALF_LENGTH_MM = 15.0
 CSA_SLAB_MIN_MM = 3.0
 WIDTH_DIRECTIONS = 36
 CORD, LESION, GRAFT = 1, 2, 3
+NOISE_FLOOR_POWER_SIGMAS2 = 3.5
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,12 @@ class GraftMeasurement:
 
     def to_dict(self) -> dict[str, Any]:
         return json_safe(self)
+
+    def to_row(self) -> dict[str, Any]:
+        """The timepoint's key columns; merge with TimepointMetrics.to_row(),
+        CellEstimate.to_row() and flags.flags_cell() for the issue 5 table row."""
+        return {"session_id": self.session_id,
+                "days_post_transplant": json_safe(self.days_post_transplant)}
 
 
 @dataclass(frozen=True)
@@ -304,3 +313,39 @@ def snr_estimate(image: Volume, signal: LabelVolume, background: LabelVolume) ->
         raise AnalysisError("signal region is empty; expected a mask of the cord (label >= 1)")
     sigma = background_noise_sigma(image, background)
     return float(np.mean(values) / sigma) if sigma > 0 else float("inf")
+
+
+def rician_mean(amplitude: np.ndarray, sigma: float) -> np.ndarray:
+    """Expected magnitude of a Rician voxel with true amplitude A and noise sigma."""
+    theta = np.asarray(amplitude, np.float64) ** 2 / (2.0 * sigma ** 2)
+    return sigma * np.sqrt(np.pi / 2.0) * ((1 + theta) * i0e(theta / 2) + theta * i1e(theta / 2))
+
+
+def noise_floor_corrected(magnitude: np.ndarray, sigma: float, noise: str = "rician") -> np.ndarray:
+    """Per-voxel magnitude minus its Rician bias E[M|A] - A, with A from M^2 - 3.5 sigma^2.
+
+    No estimator of the amplitude from one Rician voxel is unbiased at every SNR, so the
+    amplitude used for the bias is sqrt(max(M^2 - k sigma^2, 0)) with k =
+    ``NOISE_FLOOR_POWER_SIGMAS2`` = 3.5, chosen for regions that hold about two signal-free
+    voxels per graft voxel (a graft mask grown by one 19F voxel): per voxel the residual bias
+    is +0.13 sigma without signal, -0.45 sigma at SNR 1-2, -0.16 at SNR 3, none above SNR 5
+    (k = 2, the power-unbiased choice, leaves +0.27 sigma per signal-free voxel: +14 % on a
+    graft at SNR 3). Uncorrected, a signal-free voxel adds 1.25 sigma. Gaussian (real-valued)
+    data need no correction.
+    """
+    m = np.asarray(magnitude, np.float64)
+    if noise == "gaussian" or sigma <= 0:
+        return m
+    if noise != "rician":
+        raise AnalysisError(f"noise model {noise!r} is not known; expected 'rician' or 'gaussian'")
+    amplitude = np.sqrt(np.maximum(m ** 2 - NOISE_FLOOR_POWER_SIGMAS2 * sigma ** 2, 0.0))
+    return m - (rician_mean(amplitude, sigma) - amplitude)
+
+
+def grow_region(mask: LabelVolume, margin_mm: float) -> LabelVolume:
+    """The mask grown by ``margin_mm`` in every direction (voxel-size aware), e.g. for blooming."""
+    inside = np.asarray(mask.array) > 0
+    if not inside.any() or margin_mm <= 0:
+        return LabelVolume(inside.astype(np.uint8), mask.affine, mask.meta)
+    distance = distance_transform_edt(~inside, sampling=mask.spacing)
+    return LabelVolume((distance <= margin_mm).astype(np.uint8), mask.affine, mask.meta)
