@@ -112,9 +112,10 @@ def phantom_sessions(seed: int, n_sessions: int | None = None) -> Iterator[tuple
 
 
 def session_targets(session) -> np.ndarray:
-    return soft_targets_from_fractions(np.asarray(session.cord_probseg.array, np.float32),
-                                       np.asarray(session.lesion_probseg.array, np.float32),
-                                       np.asarray(session.graft_probseg.array, np.float32))
+    """(4, ...) fractions of a phantom session (its cord/lesion/graft probsegs are disjoint)."""
+    cord, lesion, graft = (np.asarray(v.array, np.float32) for v in
+                           (session.cord_probseg, session.lesion_probseg, session.graft_probseg))
+    return soft_targets_from_fractions(cord + lesion + graft, lesion, graft)
 
 
 def phantom_cases(seeds: Sequence[int], card: ModelCard, cache: Path | None = None,

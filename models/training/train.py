@@ -162,8 +162,9 @@ def train_step(state: _State, data: TrainingData, config: TrainConfig, card: Mod
     state.optimiser.step()
     state.scheduler.step()
     state.step += 1
-    state.losses.append(round(float(loss), 6))
-    return float(loss)
+    value = float(loss.detach())
+    state.losses.append(round(value, 6))
+    return value
 
 
 def validate(network: nn.Module, data: TrainingData, card: ModelCard, quick: bool) -> dict:
@@ -210,7 +211,7 @@ def _loop(state: _State, data: TrainingData, config: TrainConfig, card: ModelCar
 def train(config: TrainConfig, run_dir: Path, data: TrainingData | None = None,
           resume: bool = False, install: bool = False, progress: bool = True,
           weights_dir: Path | None = None, command: str | None = None,
-          data_root: Path = sources.SHARED_DATA) -> TrainResult:
+          data_root: Path = sources.SHARED_DATA, status: str = "final") -> TrainResult:
     """Train one model of ``config`` under ``run_dir``; see the module docstring."""
     card = base_card(config)
     out = Path(run_dir) / card.name
@@ -229,7 +230,7 @@ def train(config: TrainConfig, run_dir: Path, data: TrainingData | None = None,
     _loop(state, data, config, card, checkpoint, progress)
     metrics = validate(state.network, data, card, quick=False)
     final = replace(card, training={
-        **data.description, "config": config.to_dict(), "steps": state.step, "seed": config.seed,
+        "status": status, **data.description, "config": config.to_dict(), "steps": state.step, "seed": config.seed,
         "final_loss_mean_last_50": round(float(np.mean(state.losses[-50:])), 4),
         "command": command or " ".join(sys.argv), "code_commit": _code_commit(),
         "torch": torch.__version__, "box_margin_mm": dataset.BOX_MARGIN_MM,
