@@ -214,6 +214,7 @@ def train(config: TrainConfig, run_dir: Path, data: TrainingData | None = None,
           data_root: Path = sources.SHARED_DATA, status: str = "final") -> TrainResult:
     """Train one model of ``config`` under ``run_dir``; see the module docstring."""
     card = base_card(config)
+    commit = _code_commit()
     out = Path(run_dir) / card.name
     checkpoint = out / "checkpoint.pt"
     if checkpoint.exists() and not resume:
@@ -232,7 +233,7 @@ def train(config: TrainConfig, run_dir: Path, data: TrainingData | None = None,
     final = replace(card, training={
         "status": status, **data.description, "config": config.to_dict(), "steps": state.step, "seed": config.seed,
         "final_loss_mean_last_50": round(float(np.mean(state.losses[-50:])), 4),
-        "command": command or " ".join(sys.argv), "code_commit": _code_commit(),
+        "command": command or " ".join(sys.argv), "code_commit": commit,
         "torch": torch.__version__, "box_margin_mm": dataset.BOX_MARGIN_MM,
         "validation_history": state.validations},
         validation={**metrics, "grid": "input grid (block-averaged probabilities, argmax)",
