@@ -7,10 +7,11 @@
 Parameters, units, ranges and what is not modelled: imaging/phantom/README.md.
 """
 
+from imaging.phantom.dataset import write_dataset
 from imaging.phantom.results import SessionTruth, SimulatedSession, SimulatedSubject
 from imaging.phantom.sampling import sample_spec
 from imaging.phantom.simulate import simulate_subject
 from imaging.phantom.spec import PhantomSpec
 
 __all__ = ["PhantomSpec", "SessionTruth", "SimulatedSession", "SimulatedSubject",
-           "sample_spec", "simulate_subject"]
+           "sample_spec", "simulate_subject", "write_dataset"]

@@ -104,11 +104,11 @@ def _fine_tissue(spec: PhantomSpec, fine: Supersampled, graft: GraftState, injur
     px, py, pz = (a.ravel()[index] for a in (fine.x, fine.y, fine.z))
     tex = 1.0 + spec.graft.texture_amplitude * texture(px, py, pz, textures.waves_per_mm,
                                                        textures.phases)
-    iron = _iron_map(spec, fine, in_cord, g, graft) if graft.iron_ug > 0 else None
+    iron = iron_density(spec, fine, in_cord, g, graft) if graft.iron_ug > 0 else None
     return PointTissue(labels, edema, g, index, tex, iron), scale
 
 
-def _iron_map(spec: PhantomSpec, fine: Supersampled, in_cord: np.ndarray, g: np.ndarray,
+def iron_density(spec: PhantomSpec, fine: Supersampled, in_cord: np.ndarray, g: np.ndarray,
               graft: GraftState) -> np.ndarray:
     """Iron (ug/mm3): living cells' iron over the graft, released iron over the injection
     footprint, spread by the blooming kernel (integral preserved)."""

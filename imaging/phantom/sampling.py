@@ -99,7 +99,7 @@ def sample_injury(rng: np.random.Generator) -> InjurySpec:
 def _cells_and_density(rng: np.random.Generator) -> tuple[float, float]:
     """Injected cells and packing density whose ratio (injection volume) is 5-50 uL."""
     while True:
-        cells = _u(rng, C.INJECTED_CELLS)
+        cells = float(round(_u(rng, C.INJECTED_CELLS), -3))
         density = _u(rng, C.PACKING_DENSITY_CELLS_PER_MM3)
         low, high = C.INJECTION_VOLUME_UL
         if low <= cells / density <= high:
@@ -157,7 +157,7 @@ def _pose(rng: np.random.Generator, limit: float) -> tuple[float, float, float]:
 def _echo_times_ms(rng: np.random.Generator) -> tuple[float, ...]:
     n = int(rng.integers(C.N_ECHOES[0], C.N_ECHOES[1] + 1))
     first, last = _u(rng, (3.0, 5.0)), _u(rng, (25.0, 40.0))
-    return tuple(round(float(t), 3) for t in np.linspace(first, last, n))
+    return tuple(round(float(t), 2) for t in np.linspace(first, last, n))
 
 
 def sample_sessions(rng: np.random.Generator, n_sessions: int, label: str, resolution: str,
