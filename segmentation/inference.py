@@ -7,9 +7,10 @@ Stages (each timed in ``SegmentationResult.timings_s``):
 2. locate: the locator model over the whole field of view at its coarse spacing
    (``segmentation.locate``); no cord -> a result with ``cord_found=False``, empty
    labels and the reason.
-3. fine: the segmentation model in a box around the cord (margin 10 mm), on the
-   model grid that refines the input grid by integer factors (``models.input``),
-   sliding window with Gaussian blending; optional test-time augmentation by the
+3. fine: the segmentation model in a box around the cord (the training box: margin
+   15 mm on RAS x and y, the whole field of view along z), on the model grid that
+   refines the input grid by integer factors (``models.input``), normalised over the
+   box as in training, sliding window with Gaussian blending; optional test-time augmentation by the
    8 combinations of axis flips (each flipped back before averaging).
 4. postprocess: ``segmentation.postprocess`` on the box (components, graft near the
    cord, islands in mm3).
@@ -129,7 +130,7 @@ def _fine_probabilities(image_ras: Volume, box: CordBox, loaded: LoadedModel, *,
     """One (labels, x, y, z) array per TTA pass, block-averaged onto the input-grid box."""
     crop = image_ras.crop(box.lower, box.upper)
     _, _, factors = model_grid(crop, loaded.card.spacing_mm)
-    fine = refine(normalise_for_model(crop.array, loaded.card), factors, linear=True)
+    fine = normalise_for_model(refine(crop.array, factors, linear=True), loaded.card)
     runs = []
     for flips in TTA_FLIPS if tta else ((),):
         view = np.ascontiguousarray(np.flip(fine, flips)) if flips else fine

@@ -6,15 +6,16 @@ probability is thresholded; connected components (26-connected) smaller than
 ``min_region_mm3`` are ignored (specks in a brain or a knee). No component left,
 or a maximum probability below the threshold, means "no cord found" with the
 reason in words. Otherwise the box is the bounding box of the kept components,
-mapped through the affines onto the RAS input grid and grown by ``margin_mm`` on
-every side (clipped to the field of view).
+mapped through the affines onto the RAS input grid and grown by ``margin_mm`` per
+axis (clipped to the field of view).
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 from scipy import ndimage
@@ -22,6 +23,7 @@ from scipy import ndimage
 from imaging.volume import Volume
 from models.input import locator_grid, normalise_for_model
 from models.registry import LoadedModel
+from models.training.dataset import BOX_MARGIN_MM
 from segmentation.sliding_window import sliding_window_probabilities
 
 CORD_REGION = 1
@@ -29,11 +31,17 @@ CORD_REGION = 1
 
 @dataclass(frozen=True)
 class LocatorConfig:
-    """When a cord counts as found, and how much room the fine model gets around it."""
+    """When a cord counts as found, and how much room the fine model gets around it.
+
+    ``margin_mm`` per RAS axis: the training box (``models.training.dataset``) is the
+    cord plus BOX_MARGIN_MM on x and y and the whole field of view along z, and it is
+    normalised over that box; inference uses the same box so the network sees the same
+    intensity distribution.
+    """
 
     threshold: float = 0.5
     min_region_mm3: float = 100.0
-    margin_mm: float = 10.0
+    margin_mm: tuple[float, float, float] = (BOX_MARGIN_MM, BOX_MARGIN_MM, math.inf)
 
 
 @dataclass(frozen=True)
@@ -88,14 +96,14 @@ def _kept_region(cord: np.ndarray, config: LocatorConfig, voxel_mm3: float) -> n
 
 
 def box_through_affines(lower: np.ndarray, upper: np.ndarray, source_affine: np.ndarray,
-                        grid: Volume, margin_mm: float = 0.0) -> CordBox:
+                        grid: Volume, margin_mm: Sequence[float] = (0.0, 0.0, 0.0)) -> CordBox:
     """The box on ``grid`` covering the continuous index box [lower, upper] of another grid
     (voxel edges, e.g. index - 0.5), grown by ``margin_mm`` and clipped to ``grid``."""
     corners = np.array(list(itertools.product(*zip(lower, upper))), dtype=np.float64)
     world = corners @ source_affine[:3, :3].T + source_affine[:3, 3]
     to_grid = np.linalg.inv(grid.affine)
     index = world @ to_grid[:3, :3].T + to_grid[:3, 3]
-    margin = np.ceil(margin_mm / np.asarray(grid.spacing) - 1e-9)
+    margin = np.ceil(np.asarray(margin_mm, dtype=np.float64) / np.asarray(grid.spacing) - 1e-9)
     low = np.floor(index.min(axis=0) + 0.5 + 1e-6) - margin
     high = np.ceil(index.max(axis=0) + 0.5 - 1e-6) + margin
     low = np.clip(low, 0, np.asarray(grid.spatial_shape) - 1).astype(int)
@@ -104,7 +112,7 @@ def box_through_affines(lower: np.ndarray, upper: np.ndarray, source_affine: np.
 
 
 def box_on_grid(mask: np.ndarray, mask_affine: np.ndarray, grid: Volume,
-                margin_mm: float) -> CordBox:
+                margin_mm: Sequence[float]) -> CordBox:
     """Bounding box of ``mask`` (on its own grid) as a box on ``grid``, grown by ``margin_mm``."""
     where = np.argwhere(mask)
     return box_through_affines(where.min(axis=0) - 0.5, where.max(axis=0) + 0.5, mask_affine,

@@ -7,6 +7,7 @@ from imaging.volume import Volume
 from models.registry import LoadedModel
 from segmentation.device import available_devices
 from segmentation.inference import TTA_FLIPS, segment
+from segmentation.locate import LocatorConfig
 from segmentation.metrics import dice
 
 
@@ -26,7 +27,9 @@ def test_cord_is_found_and_segmented_with_partial_volume(cord_scan, threshold_lo
 def test_box_is_the_cord_plus_margin_and_outside_is_background(cord_scan, threshold_locator,
                                                                threshold_segmenter):
     image, _, _ = cord_scan
-    result = segment(image, threshold_segmenter, locator=threshold_locator)
+    margins = LocatorConfig(margin_mm=(10.0, 10.0, 0.0))
+    result = segment(image, threshold_segmenter, locator=threshold_locator,
+                     locator_config=margins)
     lower, upper = result.box.lower, result.box.upper
     # cord spans x 14..22 mm, y 16..24 mm (1 mm voxels); 10 mm margin; the locator's 2 mm
     # grid can add up to one coarse voxel on each side
@@ -37,6 +40,18 @@ def test_box_is_the_cord_plus_margin_and_outside_is_background(cord_scan, thresh
     assert np.all(probs[:lower[0], ..., 0] == 1.0)
     np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-5)
     np.testing.assert_array_equal(result.labels.array, probs.argmax(-1))
+
+
+def test_default_box_is_the_training_box(cord_scan, threshold_locator, threshold_segmenter):
+    image, _, _ = cord_scan
+    shifted = np.zeros((80, 70, 20), np.float32)
+    shifted[30:70, 30:66] = image.array
+    big = Volume(shifted, image.affine, image.meta)
+    result = segment(big, threshold_segmenter, locator=threshold_locator)
+    # cord at x 44..52, y 46..54 (1 mm voxels) + 15 mm on x and y; z: the whole field of view
+    assert 27 <= result.box.lower[0] <= 30 and 67 <= result.box.upper[0] <= 70
+    assert 29 <= result.box.lower[1] <= 32 and 68 <= result.box.upper[1] <= 70
+    assert result.box.lower[2] == 0 and result.box.upper[2] == 20
 
 
 def test_orientation_of_the_input_does_not_change_the_answer(cord_scan, threshold_locator,
