@@ -149,3 +149,40 @@ def test_every_device_gives_the_same_labels(cord_scan, threshold_locator, random
     random_unet.network.to("cpu")
     assert result.device == str(device)
     np.testing.assert_array_equal(result.labels.array, reference.labels.array)
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    """The shipped models on the CPU; skipped when their weights are absent or preliminary."""
+    from models.registry import DEFAULT_LOCATOR, DEFAULT_MODEL, load_card, load_model
+    try:
+        cards = [load_card(DEFAULT_MODEL), load_card(DEFAULT_LOCATOR)]
+        models = [load_model(c.name, torch.device("cpu")) for c in cards]
+    except ModelError as exc:
+        pytest.skip(f"shipped model not installed: {exc}")
+    status = {c.name: c.training.get("status", "final") for c in cards}
+    if any(str(s).startswith("preliminary") for s in status.values()):
+        pytest.skip(f"shipped weights are preliminary ({status}); train and install final ones")
+    return models
+
+
+def test_shipped_model_finds_the_cord_in_a_real_t2w_scan(shipped):
+    from imaging.io import load, load_labels
+    from tests.conftest import shared_path
+    folder = shared_path("sct_testing_data", "t2")
+    image = load(folder / "t2.nii.gz").with_meta(contrast="T2w")
+    truth = load_labels(folder / "t2_seg-manual.nii.gz")
+    model, locator = shipped
+    result = segment(image, model, locator=locator, precision="fp32")
+    assert result.cord_found and result.labels.same_space(image)
+    assert dice(result.labels.array > 0, truth.array > 0) > 0.8
+
+
+def test_shipped_model_finds_no_cord_in_a_brain(shipped):
+    from imaging.io import load
+    from tests.conftest import shared_path
+    brain = load(shared_path("dcm_qa", "Ref", "ax_asc_36sl_9.nii"))
+    model, locator = shipped
+    result = segment(brain, model, locator=locator, contrast="T2starw")
+    assert not result.cord_found, result.reason
+    assert not result.labels.array.any()
