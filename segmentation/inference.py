@@ -167,8 +167,14 @@ class _Context:
 def _result(ctx: _Context, probs_ras: np.ndarray, samples: np.ndarray | None, *, found: bool,
             reason: str, box: CordBox | None, timings: dict[str, float],
             report: PostprocessReport | None) -> SegmentationResult:
+    """Labels and entropy from the probabilities (computed in the box only: outside it the
+    answer is certain background), everything moved to the input's space."""
     ras_affine, volume = ctx.image_ras.affine, ctx.volume
-    labels = probs_ras.argmax(axis=-1).astype(np.uint8)
+    labels = np.zeros(probs_ras.shape[:3], dtype=np.uint8)
+    entropy = np.zeros(probs_ras.shape[:3], dtype=np.float32)
+    if box is not None:
+        labels[box.slices] = probs_ras[box.slices].argmax(axis=-1)
+        entropy[box.slices] = _entropy(probs_ras[box.slices])
     input_box = None if box is None else box_through_affines(
         np.asarray(box.lower) - 0.5, np.asarray(box.upper) - 0.5, ras_affine, volume)
     if samples is not None:
@@ -179,7 +185,7 @@ def _result(ctx: _Context, probs_ras: np.ndarray, samples: np.ndarray | None, *,
                                {**ctx.meta, "labels": LABEL_NAMES}),
         probabilities=_to_input_space(probs_ras, ras_affine, volume, Volume,
                                       {**ctx.meta, "labels": LABEL_NAMES}),
-        uncertainty=_to_input_space(_entropy(probs_ras), ras_affine, volume, Volume,
+        uncertainty=_to_input_space(entropy, ras_affine, volume, Volume,
                                     {**ctx.meta, "quantity": "normalised entropy"}),
         graft_probability_samples=samples, device=str(ctx.model.device),
         precision=ctx.precision, model=ctx.model.card.name, locator=ctx.locator.card.name,

@@ -39,6 +39,9 @@ def test_box_is_the_cord_plus_margin_and_outside_is_background(cord_scan, thresh
     assert lower[2] == 0 and upper[2] == 20
     probs = result.probabilities.array
     assert np.all(probs[:lower[0], ..., 0] == 1.0)
+    uncertainty = result.uncertainty.array
+    assert np.all(uncertainty[:lower[0]] == 0.0) and uncertainty.max() <= 1.0
+    assert uncertainty[lower[0]:upper[0]].max() > 0.0
     np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-5)
     np.testing.assert_array_equal(result.labels.array, probs.argmax(-1))
 
