@@ -189,3 +189,8 @@ def test_shipped_model_finds_no_cord_in_a_brain(shipped):
     result = segment(brain, model, locator=locator, contrast="T2starw")
     assert not result.cord_found, result.reason
     assert not result.labels.array.any()
+
+
+def test_segment_is_the_package_api():
+    import segmentation
+    assert segmentation.segment is segment
