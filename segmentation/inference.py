@@ -126,7 +126,7 @@ def _resolve_precision(precision: str, device: torch.device) -> str:
 
 
 def _fine_probabilities(image_ras: Volume, box: CordBox, loaded: LoadedModel, *, tta: bool,
-                        precision: str, batch_size: int) -> list[np.ndarray]:
+                        precision: str, batch_size: int, overlap: float) -> list[np.ndarray]:
     """One (labels, x, y, z) array per TTA pass, block-averaged onto the input-grid box."""
     crop = image_ras.crop(box.lower, box.upper)
     _, _, factors = model_grid(crop, loaded.card.spacing_mm)
@@ -134,7 +134,8 @@ def _fine_probabilities(image_ras: Volume, box: CordBox, loaded: LoadedModel, *,
     runs = []
     for flips in TTA_FLIPS if tta else ((),):
         view = np.ascontiguousarray(np.flip(fine, flips)) if flips else fine
-        probs = model_probabilities(loaded, view, precision=precision, batch_size=batch_size)
+        probs = model_probabilities(loaded, view, precision=precision, batch_size=batch_size,
+                                    overlap=overlap)
         if flips:
             probs = np.flip(probs, tuple(a + 1 for a in flips))
         runs.append(block_average(probs, factors).astype(np.float32))
@@ -199,11 +200,11 @@ def _background(shape: tuple[int, int, int], n_labels: int) -> np.ndarray:
     return probs
 
 
-def _segment_box(ctx: _Context, box: CordBox, tta: bool, batch_size: int,
+def _segment_box(ctx: _Context, box: CordBox, tta: bool, batch_size: int, overlap: float,
                  config: PostprocessConfig | None, timings: dict[str, float]):
     start = time.perf_counter()
     runs = _fine_probabilities(ctx.image_ras, box, ctx.model, tta=tta, precision=ctx.precision,
-                               batch_size=batch_size)
+                               batch_size=batch_size, overlap=overlap)
     mean = np.moveaxis(np.mean(runs, axis=0), 0, -1)
     timings["fine"] = time.perf_counter() - start
     start = time.perf_counter()
@@ -224,8 +225,12 @@ def segment(volume: Volume, model: str | LoadedModel = DEFAULT_MODEL,
             locator: str | LoadedModel = DEFAULT_LOCATOR,
             locator_config: LocatorConfig = LocatorConfig(),
             postprocess: PostprocessConfig | None = PostprocessConfig(),
-            batch_size: int = 4) -> SegmentationResult:
-    """Segment cord (1), lesion (2) and graft (3) in one scan; see the module docstring."""
+            batch_size: int = 4, overlap: float = 0.25) -> SegmentationResult:
+    """Segment cord (1), lesion (2) and graft (3) in one scan; see the module docstring.
+
+    ``overlap``: fraction of a window shared with its neighbours in the fine model's
+    sliding window (0.25 by default; 0 is faster, without blending across windows).
+    """
     timings: dict[str, float] = {}
     start = time.perf_counter()
     given = None if str(device) == "auto" and not isinstance(model, str) else resolve_device(device)
@@ -246,8 +251,8 @@ def segment(volume: Volume, model: str | LoadedModel = DEFAULT_MODEL,
         log.info("%s", where.reason)
         return _result(ctx, probs, None, found=False, reason=where.reason, box=None,
                        timings=timings, report=None)
-    box_probs, box_samples, report = _segment_box(ctx, where.box, tta, batch_size, postprocess,
-                                                  timings)
+    box_probs, box_samples, report = _segment_box(ctx, where.box, tta, batch_size, overlap,
+                                                  postprocess, timings)
     start = time.perf_counter()
     probs[where.box.slices] = box_probs
     samples = None

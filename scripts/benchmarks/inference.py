@@ -7,7 +7,8 @@ The volume is a phantom session simulated at that size (sagittal, 64 slices of 1
 run it measures:
 
 - ``segment()`` (locator over the whole field of view, fine model in the cord box,
-  post-processing) in fp32 and bf16 autocast, and with test-time augmentation (fp32);
+  post-processing) in fp32 and bf16 autocast, bf16 with windows that do not overlap,
+  and with test-time augmentation (fp32);
   wall time (median of --repeats after one warm-up), Dice of each against the truth,
   Dice between fp32 and bf16 labels, and the peak RSS of the process after these runs;
 - the baseline: MONAI's ``sliding_window_inference`` with the same fine-model weights
@@ -118,6 +119,10 @@ def main(argv: list[str] | None = None) -> int:
         stages = ", ".join(f"{k} {v:.2f}" for k, v in result.timings_s.items())
         print(_row(f"segment() {precision}", seconds, dices(result.labels.array, truth.array),
                    f"[{stages}] box {result.box.shape if result.box else None}"))
+    seconds, result = timed_segment(volume, model, locator, args.repeats, precision="bf16",
+                                    overlap=0.0)
+    print(_row("segment() bf16, windows not overlapping", seconds,
+               dices(result.labels.array, truth.array)))
     rss = peak_rss_gb()
     agreement = dices(runs["bf16"][1].labels.array, runs["fp32"][1].labels.array)
     print(f"{'bf16 vs fp32 labels (Dice)':<34} {'':>8} "
