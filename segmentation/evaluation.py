@@ -15,9 +15,10 @@ of the labels (``segmentation.metrics``), and the volume error (%) of the predic
 volume against the true one. The model's volumes are partial-volume sums of its
 probabilities; the baseline's are voxel counts x voxel volume; true phantom volumes are
 partial-volume sums of the simulator's fractions, real ones the mask's voxel count.
-Dice/HD95 are aggregated over scans where the label is present in the truth; a
-graft-free scan (a control, or a session before the injection) with any graft voxel
-after post-processing counts as a false graft.
+Dice/HD95 are aggregated over scans where the label is present in the truth labels,
+volume errors over scans with a true volume above 0; a graft-free scan (true graft
+volume 0: a control, or a session before the injection) with any graft voxel after
+post-processing counts as a false graft.
 """
 
 from __future__ import annotations
@@ -118,7 +119,7 @@ def score_case(case: EvalCase, method: str, run: Callable[[], tuple]) -> CaseSco
     start = time.perf_counter()
     labels, volumes = run()
     seconds = time.perf_counter() - start
-    graft_free = not np.any(case.truth == 3)
+    graft_free = case.true_mm3.get("graft", 0.0) <= 0.0
     return CaseScore(case.name, case.dataset, method, str(case.image.meta.get("contrast")),
                      case.control, graft_free, bool(np.any(labels == 3)), seconds,
                      score_labels(labels, volumes, case, case.image.spacing))
@@ -187,18 +188,21 @@ def _median(values: Sequence[float]) -> float | None:
 
 
 def summarise(cases: Sequence[CaseScore], dataset: str, method: str, label: str) -> dict[str, Any]:
-    """Medians over the scans of ``dataset`` where ``label`` is present in the truth."""
-    scores = [c.scores[label] for c in cases
-              if c.dataset == dataset and c.method == method and label in c.scores
-              and c.scores[label].present]
+    """Medians of Dice and HD95 over the scans of ``dataset`` whose truth labels hold
+    ``label``; of the volume error over those whose true volume is above 0 (a small graft
+    can have volume without a single voxel where it is the majority)."""
+    mine = [c.scores[label] for c in cases
+            if c.dataset == dataset and c.method == method and label in c.scores]
+    scores = [s for s in mine if s.present]
+    volumes = [s.volume_error_percent for s in mine if s.true_mm3 > 0]
     return {"dataset": dataset, "method": method, "label": label, "n": len(scores),
+            "n_volume": len(volumes),
             "dice_median": _median([s.dice for s in scores]),
             "dice_mean": float(np.mean([s.dice for s in scores])) if scores else None,
             "hd95_mm_median": _median([s.hd95_mm for s in scores]),
             "hd95_undefined": sum(not math.isfinite(s.hd95_mm) for s in scores),
-            "abs_volume_error_percent_median": _median([abs(s.volume_error_percent)
-                                                        for s in scores]),
-            "volume_error_percent_median": _median([s.volume_error_percent for s in scores])}
+            "abs_volume_error_percent_median": _median([abs(v) for v in volumes]),
+            "volume_error_percent_median": _median(volumes)}
 
 
 def false_graft(cases: Sequence[CaseScore], method: str) -> dict[str, Any]:
@@ -251,12 +255,12 @@ class EvaluationReport:
 
     def table(self) -> str:
         head = (f"{'dataset':<8} {'label':<7} {'method':<9} {'n':>3} {'Dice med':>9} "
-                f"{'HD95 mm':>8} {'|vol err| %':>11}")
+                f"{'HD95 mm':>8} {'n vol':>5} {'|vol err| %':>11}")
         lines = [head, "-" * len(head)]
         for row in self.summary():
             lines.append(f"{row['dataset']:<8} {row['label']:<7} {row['method']:<9} "
                          f"{row['n']:>3} {_cell(row['dice_median'], 3):>9} "
-                         f"{_cell(row['hd95_mm_median'], 2):>8} "
+                         f"{_cell(row['hd95_mm_median'], 2):>8} {row['n_volume']:>5} "
                          f"{_cell(row['abs_volume_error_percent_median'], 1):>11}")
         for row in (false_graft(self.cases, m) for m in self.methods):
             lines.append(f"false graft ({row['method']}): {row['with_false_graft']}/"

@@ -8,7 +8,7 @@ from imaging.errors import ModelError
 from imaging.volume import Volume
 from segmentation.evaluation import (CaseScore, EvalCase, EvaluationReport, LabelScore,
                                      check_unseen_seeds, evaluate, false_graft, real_cases,
-                                     score_labels, summarise)
+                                     score_case, score_labels, summarise)
 
 
 def case_with(truth, true_mm3=None, labels=("cord", "lesion", "graft"), control=False):
@@ -68,7 +68,7 @@ def test_summary_skips_absent_labels_and_undefined_distances():
     cases = [fake_score("model", dice=0.9, hd=2.0), fake_score("model", dice=0.7),
              fake_score("model", graft_free=True, dice=0.1, hd=3.0)]
     row = summarise(cases, "phantom", "model", "graft")
-    assert row["n"] == 2
+    assert row["n"] == 2 and row["n_volume"] == 3
     cord = summarise(cases, "phantom", "model", "cord")
     assert cord["n"] == 3 and cord["dice_median"] == pytest.approx(0.7)
     assert cord["hd95_mm_median"] == pytest.approx(2.5) and cord["hd95_undefined"] == 1
@@ -86,6 +86,17 @@ def test_training_seeds_are_refused():
     with pytest.raises(ModelError, match=r"seeds \[1001\] were used to train"):
         check_unseen_seeds({"phantom_train_seeds": [1000, 1001]}, range(1001, 1003))
     check_unseen_seeds({"phantom_train_seeds": [1000, 1001]}, range(10_000, 10_003))
+
+
+def test_a_graft_without_majority_voxels_is_not_graft_free():
+    truth = np.zeros((20, 20, 6), np.uint8)
+    truth[5:15, 5:15] = 1
+    case = case_with(truth, {"cord": 300.0, "lesion": 0.0, "graft": 2.5})
+    score = score_case(case, "model", lambda: (truth, {"cord": 300.0, "lesion": 0.0,
+                                                       "graft": 2.0}))
+    assert not score.graft_free
+    assert not score.scores["graft"].present
+    assert score.scores["graft"].volume_error_percent == pytest.approx(-20.0)
 
 
 def test_evaluate_end_to_end_on_one_phantom(threshold_locator, threshold_segmenter):
