@@ -11,6 +11,7 @@ from imaging.volume import Volume
 from models.card import LOCATE_LABELS, SEGMENT_LABELS, ModelCard
 from models.registry import install_model
 from models.unet import UNet3D
+from tests.segmentation.conftest import one_torch_thread  # noqa: F401 (autouse fixture)
 from scripts.segment import main, output_stem
 
 
