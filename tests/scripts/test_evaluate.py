@@ -3,25 +3,14 @@ import json
 import pytest
 
 from imaging.errors import OutputError
-from models.card import LOCATE_LABELS, SEGMENT_LABELS, ModelCard
-from models.registry import install_model
-from models.unet import UNet3D
-from tests.segmentation.conftest import one_torch_thread  # noqa: F401 (autouse fixture)
 from scripts.evaluate import main
+from tests.segmentation.conftest import install_tiny_models
+from tests.segmentation.conftest import one_torch_thread  # noqa: F401 (autouse fixture)
 
 
 @pytest.fixture
 def models_dir(tmp_path):
-    folder = tmp_path / "weights"
-    for task, labels, name in (("segment", SEGMENT_LABELS, "tiny-seg"),
-                               ("locate", LOCATE_LABELS, "tiny-loc")):
-        arch = {"out_channels": len(labels), "channels": [4, 8], "strides": [2]}
-        card = ModelCard(name=name, task=task, contrasts=("T2w", "T2starw"),
-                         spacing_mm=(1.0, 1.0, 2.0), patch_size=(16, 16, 16), labels=labels,
-                         architecture=arch, normalisation="percentile",
-                         training={"phantom_train_seeds": [1000, 1001]})
-        install_model(card, UNet3D(**arch).state_dict(), folder)
-    return folder
+    return install_tiny_models(tmp_path / "weights", training={"phantom_train_seeds": [1000, 1001]})
 
 
 def args(out, models_dir, *extra):

@@ -8,25 +8,14 @@ import torch
 from imaging.errors import ContrastError, DeviceError, OutputError
 from imaging.io import load, save
 from imaging.volume import Volume
-from models.card import LOCATE_LABELS, SEGMENT_LABELS, ModelCard
-from models.registry import install_model
-from models.unet import UNet3D
-from tests.segmentation.conftest import one_torch_thread  # noqa: F401 (autouse fixture)
 from scripts.segment import main, output_stem
+from tests.segmentation.conftest import install_tiny_models
+from tests.segmentation.conftest import one_torch_thread  # noqa: F401 (autouse fixture)
 
 
 @pytest.fixture
 def models_dir(tmp_path):
-    """Untrained tiny models installed the way shipped ones are (card + sha256-checked weights)."""
-    folder = tmp_path / "weights"
-    for task, labels, name in (("segment", SEGMENT_LABELS, "tiny-seg"),
-                               ("locate", LOCATE_LABELS, "tiny-loc")):
-        arch = {"out_channels": len(labels), "channels": [4, 8], "strides": [2]}
-        card = ModelCard(name=name, task=task, contrasts=("T2w",), spacing_mm=(1.0, 1.0, 2.0),
-                         patch_size=(16, 16, 16), labels=labels, architecture=arch,
-                         normalisation="percentile")
-        install_model(card, UNet3D(**arch).state_dict(), folder)
-    return folder
+    return install_tiny_models(tmp_path / "weights", contrasts=("T2w",))
 
 
 @pytest.fixture

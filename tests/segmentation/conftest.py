@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -49,6 +51,17 @@ def card(task: str, spacing_mm=(1.0, 1.0, 1.0), patch=(16, 16, 16), architecture
     return ModelCard(name=f"test-{task}", task=task, contrasts=contrasts, spacing_mm=spacing_mm,
                      patch_size=patch, labels=labels, architecture=architecture or {},
                      normalisation="percentile")
+
+
+def install_tiny_models(folder, contrasts=("T2w", "T2starw"), training=None):
+    """Untrained tiny 'tiny-seg' and 'tiny-loc' installed the way shipped models are."""
+    from models.registry import install_model
+    for task, name in (("segment", "tiny-seg"), ("locate", "tiny-loc")):
+        arch = {"out_channels": 4 if task == "segment" else 2, "channels": [4, 8], "strides": [2]}
+        tiny = replace(card(task, spacing_mm=(1.0, 1.0, 2.0), architecture=arch,
+                            contrasts=contrasts), name=name, training=training or {})
+        install_model(tiny, UNet3D(**arch).state_dict(), folder)
+    return folder
 
 
 @pytest.fixture
