@@ -180,6 +180,13 @@ def validate(network: nn.Module, data: TrainingData, card: ModelCard, quick: boo
     return result
 
 
+def _validation_notes(card: ModelCard) -> dict:
+    if card.task == "locate":
+        return {"grid": f"the locator's own {card.spacing_mm} mm grid over the whole field of view"}
+    return {"grid": "input grid (block-averaged probabilities, argmax)",
+            "box": "true cord box + margin (the locator is not used here)"}
+
+
 def _headline(metrics: dict) -> str:
     parts = []
     for source, score in metrics.items():
@@ -245,8 +252,7 @@ def train(config: TrainConfig, run_dir: Path, data: TrainingData | None = None,
         "command": command or " ".join(sys.argv), "code_commit": commit,
         "torch": torch.__version__, "box_margin_mm": dataset.BOX_MARGIN_MM,
         "validation_history": state.validations},
-        validation={**metrics, "grid": "input grid (block-averaged probabilities, argmax)",
-                    "box": "seg: true cord box + margin, the locator is not used here"})
+        validation={**metrics, **_validation_notes(card)})
     final = install_model(final, state.network.state_dict(), out)
     if install:
         final = install_model(final, state.network.state_dict(), weights_dir or WEIGHTS_DIR)
