@@ -71,8 +71,8 @@ def soft_targets_from_fractions(cord: np.ndarray, lesion: np.ndarray, graft: np.
     graft = np.clip(graft, 0, 1)
     lesion = np.clip(np.minimum(lesion, 1 - graft), 0, 1)
     region = np.clip(np.maximum(cord, lesion + graft), 0, 1)
-    cord_only = region - lesion - graft
-    return np.stack([1 - region, cord_only, lesion, graft]).astype(np.float32)
+    cord_only = np.clip(region - lesion - graft, 0, 1)
+    return np.stack([np.clip(1 - region, 0, 1), cord_only, lesion, graft]).astype(np.float32)
 
 
 def _targets_to_volume(targets: np.ndarray, reference: Volume) -> Volume:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from imaging.errors import ModelError
 from models.card import LOCATE_LABELS, SEGMENT_LABELS, ModelCard
@@ -60,5 +60,4 @@ def base_card(config: TrainConfig) -> ModelCard:
     if config.channels is not None:
         arch["channels"] = list(config.channels)
         arch["strides"] = [2] * (len(config.channels) - 1)
-    from dataclasses import replace
     return replace(card, architecture=arch, patch_size=config.patch_size or card.patch_size)

@@ -54,6 +54,7 @@ class TrainResult:
     losses: tuple[float, ...]
     run_dir: Path
     installed: bool
+    finished: bool = True
 
 
 def initialise(network: nn.Module, generator: torch.Generator) -> None:
@@ -179,6 +180,13 @@ def validate(network: nn.Module, data: TrainingData, card: ModelCard, quick: boo
     return result
 
 
+def _validation_notes(card: ModelCard) -> dict:
+    if card.task == "locate":
+        return {"grid": f"the locator's own {card.spacing_mm} mm grid over the whole field of view"}
+    return {"grid": "input grid (block-averaged probabilities, argmax)",
+            "box": "true cord box + margin (the locator is not used here)"}
+
+
 def _headline(metrics: dict) -> str:
     parts = []
     for source, score in metrics.items():
@@ -189,19 +197,19 @@ def _headline(metrics: dict) -> str:
 
 
 def _loop(state: _State, data: TrainingData, config: TrainConfig, card: ModelCard,
-          checkpoint: Path, progress: bool) -> None:
+          checkpoint: Path, progress: bool, stop_at: int) -> None:
     from tqdm import tqdm
     bar = tqdm(total=config.steps, initial=state.step, disable=not progress, desc=card.name,
                dynamic_ncols=True)
     headline = ""
-    while state.step < config.steps:
+    while state.step < stop_at:
         loss = train_step(state, data, config, card)
         if config.validate_every and state.step % config.validate_every == 0 and state.step < config.steps:
             metrics = validate(state.network, data, card, quick=True)
             state.validations.append({"step": state.step, **metrics})
             headline = _headline(metrics)
             log.info("step %d: loss %.4f, validation %s", state.step, loss, headline)
-        if state.step % config.checkpoint_every == 0 or state.step == config.steps:
+        if state.step % config.checkpoint_every == 0 or state.step in (config.steps, stop_at):
             save_checkpoint(state, checkpoint, config)
         bar.set_postfix_str(f"loss={np.mean(state.losses[-20:]):.3f} {headline}")
         bar.update(1)
@@ -211,8 +219,13 @@ def _loop(state: _State, data: TrainingData, config: TrainConfig, card: ModelCar
 def train(config: TrainConfig, run_dir: Path, data: TrainingData | None = None,
           resume: bool = False, install: bool = False, progress: bool = True,
           weights_dir: Path | None = None, command: str | None = None,
-          data_root: Path = sources.SHARED_DATA, status: str = "final") -> TrainResult:
-    """Train one model of ``config`` under ``run_dir``; see the module docstring."""
+          data_root: Path = sources.SHARED_DATA, status: str = "final",
+          stop_at: int | None = None) -> TrainResult:
+    """Train one model of ``config`` under ``run_dir``; see the module docstring.
+
+    ``stop_at`` ends this session at that step (checkpoint written, no final weights),
+    to be continued later with ``resume=True``.
+    """
     card = base_card(config)
     commit = _code_commit()
     out = Path(run_dir) / card.name
@@ -228,7 +241,10 @@ def train(config: TrainConfig, run_dir: Path, data: TrainingData | None = None,
     if resume and checkpoint.exists():
         load_checkpoint(state, checkpoint, config)
         log.info("resumed %s at step %d", card.name, state.step)
-    _loop(state, data, config, card, checkpoint, progress)
+    stop = config.steps if stop_at is None else min(stop_at, config.steps)
+    _loop(state, data, config, card, checkpoint, progress, stop)
+    if state.step < config.steps:
+        return TrainResult(card, tuple(state.losses), Path(run_dir), False, finished=False)
     metrics = validate(state.network, data, card, quick=False)
     final = replace(card, training={
         "status": status, **data.description, "config": config.to_dict(), "steps": state.step, "seed": config.seed,
@@ -236,8 +252,7 @@ def train(config: TrainConfig, run_dir: Path, data: TrainingData | None = None,
         "command": command or " ".join(sys.argv), "code_commit": commit,
         "torch": torch.__version__, "box_margin_mm": dataset.BOX_MARGIN_MM,
         "validation_history": state.validations},
-        validation={**metrics, "grid": "input grid (block-averaged probabilities, argmax)",
-                    "box": "seg: true cord box + margin, the locator is not used here"})
+        validation={**metrics, **_validation_notes(card)})
     final = install_model(final, state.network.state_dict(), out)
     if install:
         final = install_model(final, state.network.state_dict(), weights_dir or WEIGHTS_DIR)
