@@ -53,3 +53,12 @@ def available_devices() -> tuple[torch.device, ...]:
     cuda = tuple(torch.device("cuda", i) for i in range(torch.cuda.device_count())) \
         if torch.cuda.is_available() else ()
     return (torch.device("cpu"),) + cuda
+
+
+def cpu_has_native_bf16() -> bool:
+    """True when oneDNN runs bfloat16 natively on this CPU (AVX512-BF16 or AMX); elsewhere
+    bf16 autocast is emulated and slower than fp32."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False

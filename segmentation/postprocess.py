@@ -79,7 +79,8 @@ class PostprocessResult:
 
 
 def _grow(mask: np.ndarray) -> np.ndarray:
-    return ndimage.binary_dilation(mask, structure=_CONNECTIVITY) if mask.any() else mask
+    """Dilation by one voxel (26-neighbourhood); a 3x3x3 maximum filter is the same, faster."""
+    return ndimage.maximum_filter(mask.view(np.uint8), size=3).view(bool) if mask.any() else mask
 
 
 def _component_volumes(support: np.ndarray, weight: np.ndarray, voxel_mm3: float):
@@ -109,10 +110,10 @@ def _drop_outside(probs: np.ndarray, labels: tuple[int, ...], keep_zone: np.ndar
     moved = np.zeros(probs.shape[:3], dtype=probs.dtype)
     for label in labels:
         channel = probs[..., label]
-        moved[outside] += channel[outside]
-        channel[outside] = 0.0
-    probs[..., CORD] += np.where(cord_zone, moved, 0.0)
-    probs[..., BACKGROUND] += np.where(cord_zone, 0.0, moved)
+        moved += np.where(outside, channel, 0.0)
+        channel *= keep_zone
+    probs[..., CORD] += moved * cord_zone
+    probs[..., BACKGROUND] += moved * ~cord_zone
     return float(moved.sum()) * voxel_mm3
 
 
