@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from imaging.cohort import CohortEntry
+from imaging.errors import OutputError
+from scripts.batch_lock import output_lock
+from scripts.batch_runner import run_cohort
+from tests.scripts.batch_jobs import marker_exists, write_marker
+
+
+def _entries(tmp_path: Path, names):
+    return [CohortEntry(n, tmp_path / n) for n in names]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_failures_do_not_stop_the_others(tmp_path, workers):
+    names = ["sub-01", "sub-broken", "sub-03", "sub-crash", "sub-05"]
+    out = tmp_path / "out"
+    statuses = run_cohort(_entries(tmp_path, names), write_marker, out,
+                          is_complete=marker_exists, workers=workers)
+    assert [s.subject_id for s in statuses] == names
+    assert [s.status for s in statuses] == ["ok", "failed", "ok", "failed", "ok"]
+    assert "broken on purpose" in statuses[1].error
+    assert "ZeroDivisionError" in statuses[3].error
+    assert all((out / n / "done.txt").exists() for n in ("sub-01", "sub-03", "sub-05"))
+
+
+def test_rerun_skips_complete_subjects_unless_forced(tmp_path):
+    out = tmp_path / "out"
+    entries = _entries(tmp_path, ["sub-01", "sub-02"])
+    run_cohort(entries, write_marker, out, is_complete=marker_exists)
+    (out / "sub-02" / "done.txt").write_text("half-written")
+    second = run_cohort(entries, write_marker, out, is_complete=marker_exists)
+    assert [s.status for s in second] == ["skipped", "ok"]
+    forced = run_cohort(entries, write_marker, out, is_complete=marker_exists, force=True)
+    assert [s.status for s in forced] == ["ok", "ok"]
+
+
+def test_entry_with_a_problem_fails_with_its_reason(tmp_path):
+    entries = [CohortEntry("sub-01", tmp_path, problem="manifest line 2: path /x does not exist")]
+    (status,) = run_cohort(entries, write_marker, tmp_path / "out", is_complete=marker_exists)
+    assert status.status == "failed" and "does not exist" in status.error
+
+
+def test_second_lock_on_the_same_folder_is_refused(tmp_path):
+    with output_lock(tmp_path / "out"):
+        with pytest.raises(OutputError, match="another graftwatch batch is writing"):
+            with output_lock(tmp_path / "out"):
+                pass
+    with output_lock(tmp_path / "out"):  # released after the first run
+        pass
+
+
+def test_dask_local_cluster_gives_the_same_statuses(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    names = ["sub-01", "sub-broken", "sub-03"]
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster:
+        statuses = run_cohort(_entries(tmp_path, names), write_marker, tmp_path / "out",
+                              is_complete=marker_exists, scheduler=cluster.scheduler_address)
+    assert [s.status for s in statuses] == ["ok", "failed", "ok"]
