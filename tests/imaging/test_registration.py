@@ -8,6 +8,7 @@ voxels, between where the true and the estimated transforms send them (target
 from __future__ import annotations
 
 import json
+import zlib
 
 import nibabel as nib
 import numpy as np
@@ -131,7 +132,7 @@ def test_four_d_volumes_are_moved_echo_by_echo(rng):
 @pytest.mark.parametrize("grid", sorted(MOVING_GRIDS))
 def test_known_motion_is_recovered_at_the_cord(session, grid):
     neck, fixed, mask = session
-    rng = np.random.default_rng(abs(hash(grid)) % 2**32)
+    rng = np.random.default_rng(zlib.crc32(grid.encode()))
     spacing, axes, shape = MOVING_GRIDS[grid]
     moving_affine = grid_affine(spacing, axes, (1.0, -2.0, 2.0), shape)
     truth = _random_motion(rng)
