@@ -49,7 +49,8 @@ def _n4_mask(image: sitk.Image, mask: LabelVolume | None, volume: Volume) -> sit
     region = sitk.Cast(region, sitk.sitkUInt8) * positive
     if sitk.GetArrayViewFromImage(region).sum() < 27:
         raise InvalidVolumeError(
-            f"bias field: fewer than 27 positive voxels in the fitting region of {volume!r}; "
+            "bias field: fewer than 27 positive voxels in the fitting region of "
+            f"{Volume.__repr__(volume)}; "
             "expected a mask covering tissue with positive intensities (pass mask= or check "
             "the image is not empty)")
     return region
@@ -109,7 +110,7 @@ def _reference_voxels(volume: Volume, mask: LabelVolume | None) -> np.ndarray:
         values = first[np.asarray(mask.array) > 0]
     if values.size == 0:
         raise InvalidVolumeError(
-            f"intensity normalisation: the mask selects no voxels of {volume!r}; "
+            f"intensity normalisation: the mask selects no voxels of {Volume.__repr__(volume)}; "
             "expected a non-empty mask on the same grid")
     return values.astype(np.float64)
 
@@ -134,7 +135,8 @@ def normalise_intensity(volume: Volume, mask: LabelVolume | None = None,
         offset, scale = float(values.mean()), float(values.std())
     if not scale > 0:
         raise InvalidVolumeError(
-            f"intensity normalisation ({method}): the reference voxels of {volume!r} have no "
+            f"intensity normalisation ({method}): the reference voxels of "
+            f"{Volume.__repr__(volume)} have no "
             "spread (constant intensity); expected an image with contrast inside the mask")
     out = ((np.asarray(volume.array, dtype=np.float64) - offset) / scale).astype(np.float32)
     return volume.with_array(out, meta={**volume.meta, "intensity_normalisation": method})
@@ -158,7 +160,8 @@ class CropBox:
         if volume.spatial_shape != self.full_shape or not np.allclose(
                 volume.affine, np.asarray(self.full_affine), atol=1e-3, rtol=0):
             raise SpaceMismatchError(
-                f"{volume!r} is not on the grid this box was cut from (shape {self.full_shape}); "
+                f"{Volume.__repr__(volume)} is not on the grid this box was cut from "
+                f"(shape {self.full_shape}); "
                 "resample it onto the original volume first")
 
     def crop(self, volume: Volume) -> Volume:
@@ -173,7 +176,8 @@ class CropBox:
         if cropped.spatial_shape != self.shape or not np.allclose(cropped.affine, expected,
                                                                   atol=1e-3, rtol=0):
             raise SpaceMismatchError(
-                f"{cropped!r} is not this box (shape {self.shape}, lower corner {self.lower}); "
+                f"{Volume.__repr__(cropped)} is not this box (shape {self.shape}, "
+                f"lower corner {self.lower}); "
                 "paste only what was cropped with this box")
         full = np.full(self.full_shape + cropped.shape[3:], fill, dtype=cropped.array.dtype)
         lo, hi = self.lower, self.upper
@@ -191,7 +195,8 @@ def mask_box(mask: LabelVolume, margin_mm: float | Sequence[float]) -> CropBox:
     nonzero = np.argwhere(np.asarray(mask.array) > 0)
     if nonzero.size == 0:
         raise InvalidVolumeError(
-            f"cannot crop to an empty mask ({mask!r}); expected at least one non-zero voxel "
+            f"cannot crop to an empty mask ({Volume.__repr__(mask)}); expected at least one "
+            "non-zero voxel "
             "(segment the cord first, or skip cropping)")
     margins = np.broadcast_to(np.asarray(margin_mm, dtype=np.float64), (3,))
     if np.any(margins < 0):
