@@ -2,7 +2,7 @@
 
 Each sample: a real case with probability ``real_fraction`` (when there are any), else a
 phantom case; the patch centre is a lesion/graft voxel with probability
-``focus_fraction`` (phantoms that have one; graft first in ``GRAFT_FOCUS`` of them), else a cord-region voxel with probability
+``focus_fraction`` (phantoms that have one), else a cord-region voxel with probability
 0.7, else anywhere; the centre is jittered by up to a quarter patch. Patches reaching
 outside the case are padded (image 0, target background).
 """
@@ -18,8 +18,6 @@ import torch
 from models.training.augment import AugmentConfig, augment
 from models.training.dataset import TrainingCase
 
-GRAFT_FOCUS = 0.7   # share of focused patches that look for graft before lesion
-
 
 @dataclass(frozen=True)
 class Batch:
@@ -31,12 +29,10 @@ class Batch:
 def _centre(case: TrainingCase, rng: np.random.Generator, focus_fraction: float) -> np.ndarray:
     target = case.target
     shape = np.asarray(case.image.shape)
-    if case.annotation == "full" and target.shape[0] > 3 and rng.random() < focus_fraction:
-        # the graft first (it is the smallest label), else the lesion
-        for label in (3, 2) if rng.random() < GRAFT_FOCUS else (2, 3):
-            focus = np.argwhere(target[label] > 127)
-            if len(focus):
-                return focus[rng.integers(len(focus))]
+    if case.annotation == "full" and target.shape[0] > 2 and rng.random() < focus_fraction:
+        focus = np.argwhere(target[2:].max(axis=0) > 127)
+        if len(focus):
+            return focus[rng.integers(len(focus))]
     if rng.random() < 0.7:
         region = np.argwhere(target[0] < 128)
         if len(region):
