@@ -232,7 +232,7 @@ class Volume:
                 f"orientation={self.orientation}, contrast={self.meta.get('contrast')})")
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class LabelVolume(Volume):
     """Integer labels (0 background, 1 cord, 2 lesion, 3 graft); nearest-neighbour resampling."""
 
