@@ -91,6 +91,7 @@ class SubjectResult:
     flags: tuple[Flag, ...]
     assumptions: tuple[str, ...]
     provenance: Mapping[str, Any]
+    failed_sessions: tuple[tuple[str, float], ...] = ()   # (session_id, days) not analysed
 
     def to_table(self) -> list[dict[str, Any]]:
         """One row per timepoint with the timepoints.tsv columns."""
@@ -115,13 +116,18 @@ class SubjectResult:
                 "cord_csa_mm2": m.cord_csa_mm2,
                 "registration_residual_mm": tp.registration_residual_mm, "device": tp.device,
             })
-        return rows
+        for session_id, days in self.failed_sessions:
+            rows.append({"session_id": session_id, "days_post_transplant": days,
+                         "flags": ";".join(f.code for f in self.flags if f.timepoint == session_id)})
+        return sorted(rows, key=lambda r: r["days_post_transplant"])
 
     def to_json(self) -> dict[str, Any]:
         return json_safe({
             "subject_id": self.subject_id, "config": self.config.to_dict(),
             "survival": self.survival, "flags": [f.to_dict() for f in self.flags],
             "assumptions": list(self.assumptions),
+            "failed_sessions": [{"session_id": sid, "days_post_transplant": d}
+                                for sid, d in self.failed_sessions],
             "timepoints": [{"session_id": tp.session_id, "days_post_transplant": tp.days_post_transplant,
                             "scan": tp.scan, "metrics": tp.metrics.to_dict(),
                             "cell_estimate": tp.estimate, "lookalikes": tp.lookalike_note,
@@ -199,14 +205,14 @@ def analyze_subject(subject: Subject, config: AnalysisConfig, device: str = "aut
         raise AnalysisError(f"{subject.root}: subject {subject.subject_id} has no timepoints")
     torch_device = resolve_device(device)
     models = (load_model(model or DEFAULT_MODEL, torch_device), load_model(DEFAULT_LOCATOR, torch_device))
-    segmented = [_segment_timepoint(tp, models, torch_device, tta) for tp in subject.timepoints]
+    segmented, failed = _segment_all(subject, models, torch_device, tta)
     base_i = _baseline_index(segmented)
     abnormal = None
     if base_i is not None:
         b = segmented[base_i]
         abnormal = baseline_abnormality(b.image.echo(0) if b.image.array.ndim == 4 else b.image,
                                         b.labels)
-    flags: list[Flag] = list(no_baseline_flags(base_i is not None))
+    flags: list[Flag] = [*no_baseline_flags(base_i is not None), *(f for _, _, f in failed)]
     results = []
     for i, s in enumerate(segmented):
         residual, moved = None, None
@@ -240,7 +246,26 @@ def analyze_subject(subject: Subject, config: AnalysisConfig, device: str = "aut
                             config.generator(), config.confidence)
     return SubjectResult(subject_id or output_id(subject), config, timepoints, survival, tuple(flags),
                          _assumptions(estimates, config),
-                         _provenance(subject, models, segmented, torch_device))
+                         _provenance(subject, models, segmented, torch_device),
+                         tuple((label, days) for label, days, _ in failed))
+
+
+def _segment_all(subject: Subject, models, device, tta: bool):
+    """Segment every readable timepoint; an unreadable one becomes a flag, not a failure."""
+    segmented, failed = [], []
+    for tp in subject.timepoints:
+        try:
+            segmented.append(_segment_timepoint(tp, models, device, tta))
+        except GraftwatchError as exc:
+            log.warning("%s %s not analysed: %s", subject.subject_id, tp.label, exc)
+            failed.append((tp.label, float(tp.days or 0.0),
+                           Flag("session_unreadable", "warning", tp.label,
+                                f"session {tp.label} could not be analysed: {exc}")))
+    if not segmented:
+        reasons = "; ".join(f.message for _, _, f in failed)
+        raise AnalysisError(f"{subject.root}: no session of {subject.subject_id} could be "
+                            f"analysed ({reasons})")
+    return segmented, failed
 
 
 def _subject_flags(measurements, config: AnalysisConfig) -> list[Flag]:

@@ -14,8 +14,10 @@ def cohort(tmp_path_factory):
     from imaging.phantom import write_dataset
     root = tmp_path_factory.mktemp("cohort") / "study"
     write_dataset(root, n_subjects=3, seed=7, labels=("none",))
-    broken = sorted((root / "sub-003").glob("ses-*/anat/*_T2w.nii.gz"))[0]
-    broken.write_bytes(broken.read_bytes()[:200])  # a truncated scan
+    for scan in sorted((root / "sub-003").glob("ses-*/anat/*_T2w.nii.gz")):
+        scan.write_bytes(scan.read_bytes()[:200])  # every scan truncated: the subject fails
+    one = sorted((root / "sub-002").glob("ses-*/anat/*_T2w.nii.gz"))[-1]
+    one.write_bytes(b"not an image")  # one unreadable session: flagged, the rest analysed
     return root
 
 
@@ -29,7 +31,10 @@ def test_batch_isolates_failures_writes_tables_and_resumes(cohort, tmp_path):
     assert main([str(cohort), "--out", str(out), "--device", "cpu"]) == 1
     status = {r["subject_id"]: r for r in _rows(out / "status.tsv")}
     assert [status[s]["status"] for s in ("sub-001", "sub-002", "sub-003")] == ["ok", "ok", "failed"]
-    assert "sub-003" in status["sub-003"]["error"] and "NIfTI" in status["sub-003"]["error"]
+    assert "no session of" in status["sub-003"]["error"] and "NIfTI" in status["sub-003"]["error"]
+    sub2 = _rows(out / "sub-002" / "sub-002_timepoints.tsv")
+    assert sub2[-1]["flags"] == "session_unreadable" and sub2[-1]["graft_volume_mm3"] == "n/a"
+    assert all(r["cord_volume_mm3"] != "n/a" for r in sub2[:-1])
     timepoints = _rows(out / "sub-001" / "sub-001_timepoints.tsv")
     assert timepoints[0]["session_id"] == "ses-01"
     assert {"graft_volume_mm3", "surviving_fraction_ci_low", "flags"} <= set(timepoints[0])
