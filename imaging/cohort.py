@@ -11,7 +11,6 @@ batch run can record that row as failed and go on with the others.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,17 +83,8 @@ def _subject_folders(root: Path) -> list[CohortEntry]:
 
 def read_manifest(path: Path) -> list[CohortEntry]:
     """Rows of a CSV manifest; rows with a bad path or value carry a ``problem``."""
-    try:
-        with Path(path).open(newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            rows = list(reader)
-            columns = reader.fieldnames or []
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise StudyError(f"{path}: cannot be read as a CSV manifest ({exc})") from exc
-    missing = [c for c in MANIFEST_REQUIRED if c not in columns]
-    if missing:
-        raise StudyError(f"{path}: manifest lacks column(s) {missing}; found {columns}; expected "
-                         "subject_id,path[,transplant_date,injected_cells,label]")
+    rows = read_tsv(path, MANIFEST_REQUIRED, delimiter=",",
+                    hint="; a manifest needs subject_id,path[,transplant_date,injected_cells,label]")
     if not rows:
         raise StudyError(f"{path}: manifest has no rows; expected one row per subject")
     return [_manifest_entry(Path(path), number, row) for number, row in enumerate(rows, start=2)]

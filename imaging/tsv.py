@@ -37,18 +37,24 @@ def write_tsv(path: Path, columns: Sequence[str], rows: Iterable[Mapping[str, An
     return write_text_atomic(path, buffer.getvalue())
 
 
-def read_tsv(path: Path, required: Sequence[str] = ()) -> list[dict[str, str]]:
-    """Rows of a TSV as dicts of strings; StudyError naming the file when columns are missing."""
+def read_tsv(path: Path, required: Sequence[str] = (), delimiter: str = "\t",
+             hint: str = "") -> list[dict[str, str]]:
+    """Rows of a TSV (or, with ``delimiter=","``, CSV) as dicts of strings.
+
+    StudyError naming the file when it cannot be read or columns are missing; ``hint``
+    is appended to the missing-column message.
+    """
+    kind = "TSV" if delimiter == "\t" else "CSV"
     try:
         with Path(path).open(newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle, delimiter="\t")
+            reader = csv.DictReader(handle, delimiter=delimiter)
             rows = list(reader)
             columns = reader.fieldnames or []
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise StudyError(f"{path}: cannot be read as a TSV table ({exc})") from exc
+        raise StudyError(f"{path}: cannot be read as a {kind} table ({exc})") from exc
     missing = [c for c in required if c not in columns]
     if missing:
-        raise StudyError(f"{path}: missing column(s) {missing}; found {columns}")
+        raise StudyError(f"{path}: missing column(s) {missing}; found {columns}{hint}")
     return rows
 
 
