@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
                    f"[{stages}] box {result.box.shape if result.box else None}"))
     seconds, result = timed_segment(volume, model, locator, args.repeats, precision="bf16",
                                     overlap=0.0)
-    print(_row("segment() bf16, windows not overlapping", seconds,
+    print(_row("segment() bf16, overlap 0", seconds,
                dices(result.labels.array, truth.array)))
     rss = peak_rss_gb()
     agreement = dices(runs["bf16"][1].labels.array, runs["fp32"][1].labels.array)
