@@ -11,12 +11,12 @@ batch run can record that row as failed and go on with the others.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
 from imaging.errors import StudyError
+from imaging.tsv import parse_number, read_tsv
 
 LABEL_TYPES = ("none", "spio", "19f")
 MANIFEST_REQUIRED = ("subject_id", "path")
@@ -58,15 +58,7 @@ def _participants(root: Path) -> dict[str, dict[str, str]]:
     table = root / "participants.tsv"
     if not table.exists():
         return {}
-    with table.open(newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle, delimiter="\t"))
-    return {row.get("participant_id", ""): row for row in rows}
-
-
-def _number(text: str | None) -> float | None:
-    if text is None or text.strip() in ("", "n/a"):
-        return None
-    return float(text)
+    return {row.get("participant_id", ""): row for row in read_tsv(table, ("participant_id",))}
 
 
 def _bids_subjects(root: Path) -> list[CohortEntry]:
@@ -76,7 +68,7 @@ def _bids_subjects(root: Path) -> list[CohortEntry]:
         row = participants.get(folder.name, {})
         problem = None
         try:
-            cells = _number(row.get("injected_cells"))
+            cells = parse_number(row.get("injected_cells"))
         except ValueError:
             cells, problem = None, (f"{root / 'participants.tsv'}: injected_cells "
                                     f"{row.get('injected_cells')!r} for {folder.name} is not a number")
@@ -91,17 +83,8 @@ def _subject_folders(root: Path) -> list[CohortEntry]:
 
 def read_manifest(path: Path) -> list[CohortEntry]:
     """Rows of a CSV manifest; rows with a bad path or value carry a ``problem``."""
-    try:
-        with Path(path).open(newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            rows = list(reader)
-            columns = reader.fieldnames or []
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise StudyError(f"{path}: cannot be read as a CSV manifest ({exc})") from exc
-    missing = [c for c in MANIFEST_REQUIRED if c not in columns]
-    if missing:
-        raise StudyError(f"{path}: manifest lacks column(s) {missing}; found {columns}; expected "
-                         "subject_id,path[,transplant_date,injected_cells,label]")
+    rows = read_tsv(path, MANIFEST_REQUIRED, delimiter=",",
+                    hint="; a manifest needs subject_id,path[,transplant_date,injected_cells,label]")
     if not rows:
         raise StudyError(f"{path}: manifest has no rows; expected one row per subject")
     return [_manifest_entry(Path(path), number, row) for number, row in enumerate(rows, start=2)]
@@ -124,7 +107,7 @@ def _manifest_entry(manifest: Path, line: int, row: dict[str, str]) -> CohortEnt
             problems.append(f"transplant_date {text!r} is not a date (expected YYYY-MM-DD)")
     cells = None
     try:
-        cells = _number(row.get("injected_cells"))
+        cells = parse_number(row.get("injected_cells"))
     except ValueError:
         problems.append(f"injected_cells {row.get('injected_cells')!r} is not a number")
     label = (row.get("label") or "").strip().lower() or None

@@ -71,3 +71,8 @@ class AnalysisError(GraftwatchError, ValueError):
 
 class OutputError(GraftwatchError, OSError):
     """An output folder or file that cannot be written."""
+
+
+class DicomExportError(OutputError):
+    """A mask or measurement that cannot be written as DICOM SEG/SR against its source series
+    (mask not on the source grid, source images without geometry)."""

@@ -22,16 +22,35 @@ SPACE_TOLERANCE_MM = 1e-3
 
 
 def _frozen_array(array: Any) -> np.ndarray:
-    """Return a read-only array that no outside reference can change."""
-    arr = np.asarray(array)
-    if arr.flags.writeable or arr.base is not None:
-        arr = arr.copy()
-    arr.flags.writeable = False
-    return arr
+    """Return a read-only array that no outside reference can change.
+
+    The result is a read-only view of a read-only private buffer, so neither
+    ``array.flags.writeable = True`` nor a write through the caller's array can
+    reach it. An array already held that way (another Volume's) is shared, not copied.
+    """
+    try:
+        arr = np.asarray(array)
+    except ValueError as exc:
+        raise InvalidVolumeError(f"array cannot be made an ndarray ({exc}); expected a "
+                                 "rectangular numeric array") from exc
+    base = arr.base
+    if (not arr.flags.writeable and isinstance(base, np.ndarray) and base.flags.owndata
+            and not base.flags.writeable):
+        return arr
+    owned = np.array(arr, copy=True)
+    owned.flags.writeable = False
+    view = owned.view()
+    view.flags.writeable = False
+    return view
 
 
-def _checked_affine(affine: Any) -> np.ndarray:
-    aff = np.array(affine, dtype=np.float64)
+def checked_affine(affine: Any) -> np.ndarray:
+    """A read-only float64 4x4 voxel-to-RAS affine, or InvalidVolumeError saying what is wrong."""
+    try:
+        aff = np.array(affine, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InvalidVolumeError(f"affine {affine!r} is not a numeric matrix ({exc}); "
+                                 "expected a 4x4 voxel-to-RAS matrix") from exc
     if aff.shape != (4, 4):
         raise InvalidVolumeError(
             f"affine has shape {aff.shape}; expected a 4x4 voxel-to-RAS matrix")
@@ -45,13 +64,39 @@ def _checked_affine(affine: Any) -> np.ndarray:
     if abs(det) < 1e-12:
         raise InvalidVolumeError(
             f"affine is singular (determinant {det:.3g}):\n{aff}\n"
-            "expected non-zero voxel spacing on every axis; the header's geometry is broken")
-    aff.flags.writeable = False
-    return aff
+            "expected non-zero voxel spacing on every axis; the header's geometry is broken: "
+            "fix its sform/qform (or DICOM geometry tags) before loading")
+    return _frozen_array(aff)
+
+
+def _frozen_value(value: Any) -> Any:
+    """Deep read-only copy of a metadata value: dicts become mapping proxies, lists tuples."""
+    if isinstance(value, Mapping):
+        return MappingProxyType({k: _frozen_value(v) for k, v in value.items()})
+    if isinstance(value, (list, tuple)):
+        return tuple(_frozen_value(v) for v in value)
+    if isinstance(value, (set, frozenset)):
+        return frozenset(value)
+    if isinstance(value, np.ndarray):
+        return _frozen_array(value)
+    return value
 
 
 def _frozen_meta(meta: Mapping[str, Any] | None) -> Mapping[str, Any]:
-    return MappingProxyType(dict(meta or {}))
+    if meta is not None and not isinstance(meta, Mapping):
+        raise InvalidVolumeError(f"meta is a {type(meta).__name__}; expected a mapping (dict)")
+    return _frozen_value(dict(meta or {}))
+
+
+def thawed(value: Any) -> Any:
+    """Plain dict/list copy of (frozen) metadata, e.g. for ``json.dumps``."""
+    if isinstance(value, Mapping):
+        return {k: thawed(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return [thawed(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return value
 
 
 @dataclass(frozen=True, eq=False)
@@ -72,13 +117,15 @@ class Volume:
             raise InvalidVolumeError(f"array has an empty axis (shape {arr.shape})")
         self._check_dtype(arr)
         object.__setattr__(self, "array", arr)
-        object.__setattr__(self, "affine", _checked_affine(self.affine))
+        object.__setattr__(self, "affine", checked_affine(self.affine))
         object.__setattr__(self, "meta", _frozen_meta(self.meta))
 
     @staticmethod
     def _check_dtype(arr: np.ndarray) -> None:
         if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
-            raise InvalidVolumeError(f"array dtype {arr.dtype} is not numeric")
+            raise InvalidVolumeError(
+                f"array dtype {arr.dtype} is not numeric; expected integer, float or bool "
+                "voxels (convert with array.astype(numpy.float32))")
 
     # --- geometry derived from the affine -------------------------------------------
     @property
@@ -185,7 +232,7 @@ class Volume:
                 f"orientation={self.orientation}, contrast={self.meta.get('contrast')})")
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class LabelVolume(Volume):
     """Integer labels (0 background, 1 cord, 2 lesion, 3 graft); nearest-neighbour resampling."""
 

@@ -36,5 +36,5 @@ def test_empty_root_and_bad_manifest_are_clear_errors(tmp_path):
         find_cohort(tmp_path)
     manifest = tmp_path / "m.csv"
     manifest.write_text("id,where\nx,y\n")
-    with pytest.raises(StudyError, match="lacks column"):
+    with pytest.raises(StudyError, match="missing column"):
         find_cohort(manifest)

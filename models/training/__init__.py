@@ -1,0 +1,1 @@
+"""Training of the shipped networks: data, augmentation, loss, the loop."""

@@ -1,0 +1,63 @@
+"""The two shipped models as training recipes: their card (before training) and settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from imaging.errors import ModelError
+from models.card import LOCATE_LABELS, SEGMENT_LABELS, ModelCard
+from models.registry import DEFAULT_LOCATOR, DEFAULT_MODEL
+from models.training.augment import AugmentConfig
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a run depends on besides the code: written into the card."""
+
+    model: str = "seg"                 # "seg" | "locator"
+    steps: int = 2000
+    seed: int = 0
+    batch_size: int = 2
+    learning_rate: float = 2e-3
+    weight_decay: float = 1e-5
+    warmup_steps: int = 50
+    checkpoint_every: int = 100
+    validate_every: int = 250
+    phantom_train_subjects: int = 24
+    phantom_holdout_subjects: int = 4
+    use_real: bool = True
+    real_fraction: float = 0.25        # share of batch samples drawn from real scans
+    focus_fraction: float = 0.5        # share of phantom patches centred on lesion/graft
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    patch_size: tuple[int, int, int] | None = None   # None: the card's
+    channels: tuple[int, ...] | None = None          # None: the card's
+
+    def to_dict(self) -> dict:
+        data = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "augment"}
+        data["augment"] = self.augment.to_dict()
+        return data
+
+
+def base_card(config: TrainConfig) -> ModelCard:
+    """The card of the model a config trains, before training fills in the rest."""
+    if config.model == "seg":
+        card = ModelCard(
+            name=DEFAULT_MODEL, task="segment", contrasts=("T2w", "T2starw"),
+            spacing_mm=(0.6, 0.6, 0.6), patch_size=(48, 48, 64), labels=SEGMENT_LABELS,
+            architecture={"in_channels": 1, "out_channels": 4, "channels": [16, 32, 64, 96],
+                          "strides": [2, 2, 2], "norm": "instance", "dropout": 0.0},
+            normalisation="percentile")
+    elif config.model == "locator":
+        card = ModelCard(
+            name=DEFAULT_LOCATOR, task="locate", contrasts=("T2w", "T2starw"),
+            spacing_mm=(2.0, 2.0, 2.0), patch_size=(64, 64, 64), labels=LOCATE_LABELS,
+            architecture={"in_channels": 1, "out_channels": 2, "channels": [8, 16, 32],
+                          "strides": [2, 2], "norm": "instance", "dropout": 0.0},
+            normalisation="percentile")
+    else:
+        raise ModelError(f"model {config.model!r}; expected 'seg' or 'locator'")
+    arch = dict(card.architecture)
+    if config.channels is not None:
+        arch["channels"] = list(config.channels)
+        arch["strides"] = [2] * (len(config.channels) - 1)
+    return replace(card, architecture=arch, patch_size=config.patch_size or card.patch_size)

@@ -1,0 +1,75 @@
+"""Drawing training batches: which case, where the patch goes, augmentation.
+
+Each sample: a real case with probability ``real_fraction`` (when there are any), else a
+phantom case; the patch centre is a lesion/graft voxel with probability
+``focus_fraction`` (phantoms that have one), else a cord-region voxel with probability
+0.7, else anywhere; the centre is jittered by up to a quarter patch. Patches reaching
+outside the case are padded (image 0, target background).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from models.training.augment import AugmentConfig, augment
+from models.training.dataset import TrainingCase
+
+
+@dataclass(frozen=True)
+class Batch:
+    image: torch.Tensor        # (N, 1, X, Y, Z) float32
+    target: torch.Tensor       # (N, K, X, Y, Z) float32 fractions
+    annotations: tuple[str, ...]
+
+
+def _centre(case: TrainingCase, rng: np.random.Generator, focus_fraction: float) -> np.ndarray:
+    target = case.target
+    shape = np.asarray(case.image.shape)
+    if case.annotation == "full" and target.shape[0] > 2 and rng.random() < focus_fraction:
+        focus = np.argwhere(target[2:].max(axis=0) > 127)
+        if len(focus):
+            return focus[rng.integers(len(focus))]
+    if rng.random() < 0.7:
+        region = np.argwhere(target[0] < 128)
+        if len(region):
+            return region[rng.integers(len(region))]
+    return np.array([rng.integers(n) for n in shape])
+
+
+def crop_patch(case: TrainingCase, centre: Sequence[int], patch: Sequence[int]
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Image (X, Y, Z) and uint8 target (K, X, Y, Z) of ``patch`` around ``centre``, padded."""
+    lower = [int(c) - p // 2 for c, p in zip(centre, patch)]
+    image = np.zeros(patch, np.float32)
+    target = np.zeros((case.target.shape[0], *patch), np.uint8)
+    target[0] = 255
+    src, dst = [], []
+    for lo, p, n in zip(lower, patch, case.image.shape):
+        a, b = max(lo, 0), min(lo + p, n)
+        src.append(slice(a, b))
+        dst.append(slice(a - lo, b - lo))
+    image[tuple(dst)] = case.image[tuple(src)]
+    target[(slice(None),) + tuple(dst)] = case.target[(slice(None),) + tuple(src)]
+    return image, target
+
+
+def draw_batch(phantom: Sequence[TrainingCase], real: Sequence[TrainingCase], batch_size: int,
+               patch: Sequence[int], rng: np.random.Generator, augment_config: AugmentConfig,
+               real_fraction: float, focus_fraction: float) -> Batch:
+    images, targets, annotations = [], [], []
+    for _ in range(batch_size):
+        use_real = bool(real) and (not phantom or rng.random() < real_fraction)
+        pool = real if use_real else phantom
+        case = pool[int(rng.integers(len(pool)))]
+        jitter = rng.integers(-np.asarray(patch) // 4, np.asarray(patch) // 4 + 1)
+        image, target = crop_patch(case, _centre(case, rng, focus_fraction) + jitter, patch)
+        image, fractions = augment(image, target / 255.0, case.annotation, rng, augment_config)
+        images.append(image)
+        targets.append(fractions)
+        annotations.append(case.annotation)
+    return Batch(torch.from_numpy(np.stack(images)[:, None]), torch.from_numpy(np.stack(targets)),
+                 tuple(annotations))

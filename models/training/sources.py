@@ -1,0 +1,155 @@
+"""Where training and validation cases come from: phantom seeds and the public real scans.
+
+The split is fixed here and written into every model card:
+
+* real scans used for training (cord masks only): sct_testing_data t2, t1, t2s and
+  data-testing sub-unf01 T2w/T2star/T1w, sct_tutorial multi_subject sub-05 (MT-on);
+* real scans held out for evaluation: every gm-challenge-data run-1 scan with its manual
+  cord mask (4 axial T2*w scans, 3 sites);
+* phantoms: subject seeds ``PHANTOM_TRAIN_BASE + i`` for training and
+  ``PHANTOM_HOLDOUT_BASE + i`` for validation (never used in training).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import nibabel as nib
+import numpy as np
+
+from imaging.atomic import write_text_atomic
+from imaging.io import load
+from imaging.volume import LabelVolume
+from models.card import ModelCard
+from models.training.dataset import (RealScan, TrainingCase, build_case, cache_key,
+                                     load_cached_case, save_case, soft_targets_from_fractions)
+
+log = logging.getLogger(__name__)
+
+SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+PHANTOM_TRAIN_BASE = 1000
+PHANTOM_HOLDOUT_BASE = 900000
+
+REAL_TRAIN = (
+    RealScan("sct_testing_data/t2/t2.nii.gz", "sct_testing_data/t2/t2_seg-manual.nii.gz", "T2w"),
+    RealScan("sct_testing_data/t1/t1w.nii.gz", "sct_testing_data/t1/t1w_seg-manual.nii.gz", "T1w"),
+    RealScan("sct_testing_data/t2s/t2s.nii.gz", "sct_testing_data/t2s/t2s_seg.nii.gz", "T2starw"),
+    RealScan("data-testing/sub-unf01/anat/sub-unf01_T2w.nii.gz",
+             "data-testing/derivatives/labels/sub-unf01/anat/sub-unf01_T2w_seg-manual.nii.gz", "T2w"),
+    RealScan("data-testing/sub-unf01/anat/sub-unf01_T2star.nii.gz",
+             "data-testing/derivatives/labels/sub-unf01/anat/sub-unf01_T2star_seg-manual.nii.gz",
+             "T2starw"),
+    RealScan("data-testing/sub-unf01/anat/sub-unf01_T1w.nii.gz",
+             "data-testing/derivatives/labels/sub-unf01/anat/sub-unf01_T1w_seg-manual.nii.gz", "T1w"),
+    RealScan("sct_tutorial_data/multi_subject/data/sub-05/anat/sub-05_acq-MTon_MTS.nii.gz",
+             "sct_tutorial_data/multi_subject/data/sub-05/anat/sub-05_acq-MTon_MTS_seg.nii.gz", "MT"),
+)
+REAL_HOLDOUT = tuple(
+    RealScan(f"gm-challenge-data/{s}/anat/{s}_run-1_T2starw.nii.gz",
+             f"gm-challenge-data/derivatives/labels/{s}/anat/{s}_run-1_T2starw_seg-manual.nii.gz",
+             "T2starw")
+    for s in ("sub-9418", "sub-9584", "sub-9709Ses1", "sub-9709Ses2"))
+
+
+def _cached(name: str, cache: Path | None, card: ModelCard, make, validation: bool) -> TrainingCase:
+    if cache is not None:
+        found = load_cached_case(name, cache, card, validation)
+        if found is not None:
+            return found
+    case = make()
+    if cache is not None:
+        save_case(case, cache, card, validation)
+    return case
+
+
+def _read_mask(path: Path) -> LabelVolume:
+    """A mask through nibabel directly: the gm-challenge masks have empty JSON sidecars,
+    which ``imaging.load`` refuses."""
+    image = nib.load(str(path))
+    return LabelVolume((np.asanyarray(image.dataobj) > 0.5).astype(np.uint8), image.affine)
+
+
+def real_scan_pair(scan: RealScan, root: Path):
+    """(image Volume, cord-region fraction array) of one public scan."""
+    image = load(root / scan.image, nonfinite="zero")
+    mask = _read_mask(root / scan.cord_mask)
+    if mask.spatial_shape != image.spatial_shape:
+        mask = mask.resample_like(image)
+    return image, (mask.array > 0).astype(np.float32)
+
+
+def real_cases(scans: Sequence[RealScan], card: ModelCard, root: Path = SHARED_DATA,
+               cache: Path | None = None, validation: bool = False) -> list[TrainingCase]:
+    """Cases of the real scans present under ``root`` (missing ones skipped with a warning)."""
+    cases = []
+    for scan in scans:
+        if not (root / scan.image).is_file() or not (root / scan.cord_mask).is_file():
+            log.warning("real scan %s not found under %s: skipped", scan.image, root)
+            continue
+
+        def make(scan=scan):
+            image, region = real_scan_pair(scan, root)
+            zeros = np.zeros_like(region)
+            targets = soft_targets_from_fractions(region, zeros, zeros)
+            return build_case(scan.image, image, targets, "cord", card, validation)
+        cases.append(_cached(scan.image, cache, card, make, validation))
+    return cases
+
+
+def phantom_sessions(seed: int, n_sessions: int | None = None) -> Iterator[tuple[str, object]]:
+    """(name, SimulatedSession) of the phantom subject simulated from ``seed``."""
+    from imaging.phantom import sample_spec, simulate_subject
+    rng = np.random.default_rng(seed)
+    label = ("none", "spio")[int(rng.integers(2))]
+    control = bool(rng.random() < 0.15)
+    resolution = ("clinical", "research")[int(rng.random() < 0.35)]
+    spec = sample_spec(rng, label=label, control=control, resolution=resolution)
+    subject = simulate_subject(spec, rng, subject_id=f"sub-s{seed}")
+    for session in subject.sessions[:n_sessions]:
+        yield f"phantom seed {seed} {session.session_id} {label}", session
+
+
+def session_targets(session) -> np.ndarray:
+    """(4, ...) fractions of a phantom session (its cord/lesion/graft probsegs are disjoint)."""
+    cord, lesion, graft = (np.asarray(v.array, np.float32) for v in
+                           (session.cord_probseg, session.lesion_probseg, session.graft_probseg))
+    return soft_targets_from_fractions(cord + lesion + graft, lesion, graft)
+
+
+def phantom_cases(seeds: Sequence[int], card: ModelCard, cache: Path | None = None,
+                  validation: bool = False) -> list[TrainingCase]:
+    """Cases of every session of every seed: T2w and (when simulated) T2*w, both fully labelled.
+
+    With a cache, each seed's case names are listed in ``seed-<seed>-<key>.txt`` written
+    after its cases, so a seed is rebuilt only when it was never finished.
+    """
+    cases = []
+    for seed in seeds:
+        key = cache_key("", card, validation)
+        index = None if cache is None else Path(cache) / f"seed-{seed}-{key}.txt"
+        if index is not None and index.is_file():
+            names = index.read_text(encoding="utf-8").splitlines()
+            loaded = [load_cached_case(n, cache, card, validation) for n in names]
+            if all(c is not None for c in loaded):
+                cases += loaded
+                continue
+        built = _phantom_subject_cases(seed, card, validation)
+        if index is not None:
+            for case in built:
+                save_case(case, cache, card, validation)
+            write_text_atomic(index, "\n".join(c.name for c in built) + "\n")
+        cases += built
+    return cases
+
+
+def _phantom_subject_cases(seed: int, card: ModelCard, validation: bool) -> list[TrainingCase]:
+    built = []
+    for name, session in phantom_sessions(seed):
+        targets = session_targets(session)
+        for contrast, image in (("T2w", session.t2w), ("T2starw", session.t2starw)):
+            if image is None or contrast not in card.contrasts:
+                continue
+            built.append(build_case(f"{name} {contrast}", image, targets, "full", card, validation))
+    return built

@@ -1,0 +1,145 @@
+"""Inference speed on a 64x320x320 T2w volume, 2 CPU threads: segment() vs stock MONAI.
+
+    python -m scripts.benchmarks.inference [--repeats 3] [--skip-monai] [--seed 20000]
+
+The volume is a phantom session simulated at that size (sagittal, 64 slices of 1 mm,
+320 x 320 at 0.8 mm; seed never used in training), so the truth is known. In the same
+run it measures:
+
+- ``segment()`` (locator over the whole field of view, fine model in the cord box,
+  post-processing) in fp32 and bf16 autocast, bf16 with windows that do not overlap,
+  and with test-time augmentation (fp32);
+  wall time (median of --repeats after one warm-up), Dice of each against the truth,
+  Dice between fp32 and bf16 labels, and the peak RSS of the process after these runs;
+- the baseline: MONAI's ``sliding_window_inference`` with the same fine-model weights
+  over the WHOLE volume resampled to the model's spacing (patch = the card's, overlap
+  0.25, Gaussian blending, 4 windows a batch), probabilities resampled back to the
+  input grid, labels by argmax (no locator, no box, no post-processing);
+- the ratio MONAI time / segment() time (goal >= 3x) and the targets (segment <= 1 s,
+  peak RSS <= 1.5 GB).
+
+Timings depend on the machine's load; the load average is printed with the results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import time
+from dataclasses import replace
+
+import numpy as np
+import torch
+
+SHAPE_NOTE = "64x320x320 (RAS x: 64 sagittal slices of 1 mm; y, z: 320 at 0.8 mm)"
+LABELS = {"cord": (1, 2, 3), "lesion": (2,), "graft": (3,)}
+
+
+def phantom_volume(seed: int):
+    """A sagittal phantom session at 64x320x320 (RAS) with its truth labels."""
+    from imaging.phantom import sample_spec, simulate_subject
+    rng = np.random.default_rng(seed)
+    spec = sample_spec(rng, label="none", n_sessions=2, plane="sagittal")
+    session = replace(spec.sessions[1], inplane_mm=0.8, slice_mm=1.0,
+                      fov_mm=(64.0, 256.0, 256.0), fov_shift_mm=(0.0, 0.0, 0.0))
+    simulated = simulate_subject(replace(spec, sessions=(session,)), rng, "sub-bench").sessions[0]
+    return simulated.t2w.reorient("RAS"), simulated.dseg.reorient("RAS")
+
+
+def peak_rss_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+
+
+def dices(labels: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    from segmentation.metrics import dice
+    return {name: dice(np.isin(labels, ids), np.isin(truth, ids)) for name, ids in LABELS.items()}
+
+
+def timed_segment(volume, model, locator, repeats: int, **options):
+    from segmentation.inference import segment
+    segment(volume, model, locator=locator, **options)          # warm-up
+    times, result = [], None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = segment(volume, model, locator=locator, **options)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), result
+
+
+def monai_whole_volume(volume, model) -> tuple[float, np.ndarray]:
+    """Stock MONAI sliding window over the whole volume at the model spacing."""
+    from monai.inferers import sliding_window_inference
+    from imaging.resample import grid_for_spacing, resample_to_grid
+    from imaging.volume import Volume
+    from models.input import normalise_for_model
+    start = time.perf_counter()
+    shape, affine = grid_for_spacing(volume, model.card.spacing_mm)
+    resampled = resample_to_grid(volume, shape, affine)
+    image = normalise_for_model(resampled.array, model.card)
+    tensor = torch.from_numpy(image)[None, None]
+    with torch.inference_mode():
+        logits = sliding_window_inference(tensor, model.card.patch_size, 4, model.network,
+                                          overlap=0.25, mode="gaussian")
+        probs = torch.softmax(logits, dim=1)[0].numpy()
+    back = resample_to_grid(Volume(np.moveaxis(probs, 0, -1), affine), volume.spatial_shape,
+                            volume.affine)
+    labels = back.array.argmax(axis=-1)
+    return time.perf_counter() - start, labels
+
+
+def _row(name: str, seconds: float, scores: dict[str, float], extra: str = "") -> str:
+    cells = " ".join(f"{scores[k]:>7.3f}" for k in LABELS)
+    return f"{name:<34} {seconds:>8.2f} {cells}  {extra}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=20_000)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--skip-monai", action="store_true")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    from models.registry import DEFAULT_LOCATOR, DEFAULT_MODEL, load_model
+    cpu = torch.device("cpu")
+    model, locator = load_model(DEFAULT_MODEL, cpu), load_model(DEFAULT_LOCATOR, cpu)
+    volume, truth = phantom_volume(args.seed)
+    print(f"volume {SHAPE_NOTE}: {volume}; {args.threads} torch threads; model "
+          f"{model.card.name} ({model.card.training.get('status', '?')}), locator "
+          f"{locator.card.name}; load average {os.getloadavg()[0]:.1f}")
+    head = f"{'method':<34} {'seconds':>8} " + " ".join(f"{k:>7}" for k in LABELS)
+    print(head + "  (Dice vs truth)\n" + "-" * (len(head) + 18))
+    runs = {}
+    for precision in ("fp32", "bf16"):
+        seconds, result = timed_segment(volume, model, locator, args.repeats, precision=precision)
+        runs[precision] = (seconds, result)
+        stages = ", ".join(f"{k} {v:.2f}" for k, v in result.timings_s.items())
+        print(_row(f"segment() {precision}", seconds, dices(result.labels.array, truth.array),
+                   f"[{stages}] box {result.box.shape if result.box else None}"))
+    seconds, result = timed_segment(volume, model, locator, args.repeats, precision="bf16",
+                                    overlap=0.0)
+    print(_row("segment() bf16, overlap 0", seconds,
+               dices(result.labels.array, truth.array)))
+    rss = peak_rss_gb()
+    agreement = dices(runs["bf16"][1].labels.array, runs["fp32"][1].labels.array)
+    print(f"{'bf16 vs fp32 labels (Dice)':<34} {'':>8} "
+          + " ".join(f"{agreement[k]:>7.3f}" for k in LABELS))
+    seconds, result = timed_segment(volume, model, locator, 1, precision="fp32", tta=True)
+    print(_row("segment() fp32 + TTA (8 flips)", seconds, dices(result.labels.array, truth.array),
+               f"x{seconds / runs['fp32'][0]:.1f} the fp32 time"))
+    best = min(runs.values(), key=lambda r: r[0])[0]
+    if not args.skip_monai:
+        monai_seconds, labels = monai_whole_volume(volume, model)
+        print(_row("MONAI sliding_window_inference", monai_seconds, dices(labels, truth.array),
+                   "whole volume at the model spacing"))
+        print(f"speed-up of segment() over MONAI: {monai_seconds / best:.1f}x (goal >= 3x)")
+    print(f"segment() best median time {best:.2f} s (target <= 1 s); peak RSS after segment() "
+          f"runs {rss:.2f} GB (target <= 1.5 GB); load average {os.getloadavg()[0]:.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,264 @@
+"""``segment``: cord, lesion and graft probabilities for one scan, on CUDA or the CPU.
+
+Stages (each timed in ``SegmentationResult.timings_s``):
+
+1. prepare: check the contrast against the model card, reorient to RAS
+   (bit-exact), combine echoes of a 4-D T2*w scan into one image (``image_for_model``).
+2. locate: the locator model over the whole field of view at its coarse spacing
+   (``segmentation.locate``); no cord -> a result with ``cord_found=False``, empty
+   labels and the reason.
+3. fine: the segmentation model in a box around the cord (the training box: margin
+   15 mm on RAS x and y, the whole field of view along z), on the model grid that
+   refines the input grid by integer factors (``models.input``), normalised over the
+   box as in training, sliding window with Gaussian blending; optional test-time augmentation by the
+   8 combinations of axis flips (each flipped back before averaging).
+4. postprocess: ``segmentation.postprocess`` on the box (components, graft near the
+   cord, islands in mm3).
+5. assemble: probabilities block-averaged back to the input grid (exact partial
+   volume: sum of probabilities x voxel volume is a volume in mm3), pasted into the
+   full field of view (background probability 1 outside the box), labels = argmax,
+   everything reoriented back to the input's own orientation and affine.
+
+Precision "auto": "fp16" autocast on CUDA; on the CPU "bf16" autocast where oneDNN
+runs bfloat16 natively (AVX512-BF16 / AMX: measured ~2.8x faster than fp32 per window
+batch, with the Dice of scripts/benchmarks/inference.py), else "fp32" (emulated bf16
+is slower than fp32). Device "auto": CUDA when available.
+When ``model``/``locator`` are ``LoadedModel``s, they run on their own device and
+``device`` must be "auto" or that device.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, replace
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from imaging.errors import ContrastError, ModelError
+from imaging.volume import LabelVolume, Volume
+from models.input import block_average, image_for_model, model_grid, normalise_for_model, refine
+from models.registry import DEFAULT_LOCATOR, DEFAULT_MODEL, LoadedModel, load_model
+from segmentation.device import cpu_has_native_bf16, resolve_device
+from segmentation.locate import (CordBox, LocatorConfig, box_through_affines, locate_cord,
+                                 model_probabilities)
+from segmentation.postprocess import (GRAFT, PostprocessConfig, PostprocessReport,
+                                      clean_probabilities)
+from segmentation.sliding_window import PRECISIONS
+
+log = logging.getLogger(__name__)
+
+TTA_FLIPS = ((), (0,), (1,), (2,), (0, 1), (0, 2), (1, 2), (0, 1, 2))
+LABEL_NAMES = {0: "background", 1: "cord", 2: "lesion", 3: "graft"}
+
+
+@dataclass(frozen=True, eq=False)
+class SegmentationResult:
+    """Everything ``segment`` found, in the input's own space and orientation."""
+
+    labels: LabelVolume
+    probabilities: Volume                  # (x, y, z, label), sums to 1 per voxel
+    uncertainty: Volume                    # normalised predictive entropy in [0, 1]
+    graft_probability_samples: np.ndarray | None   # (K, x, y, z) from TTA, or None
+    device: str
+    precision: str
+    model: str
+    locator: str
+    cord_found: bool
+    reason: str
+    box: CordBox | None                    # in the input's own voxel indices
+    timings_s: Mapping[str, float]
+    postprocess: PostprocessReport | None
+
+    def volumes_mm3(self) -> dict[str, float]:
+        """Partial-volume volume of each label: sum of its probability x voxel volume."""
+        sums = self.probabilities.array.reshape(-1, self.probabilities.shape[-1]).sum(axis=0)
+        voxel = self.probabilities.voxel_volume_mm3
+        return {LABEL_NAMES.get(k, str(k)): float(v) * voxel for k, v in enumerate(sums) if k}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "locator": self.locator, "device": self.device,
+                "precision": self.precision, "cord_found": self.cord_found, "reason": self.reason,
+                "box": None if self.box is None else self.box.to_dict(),
+                "volumes_mm3": self.volumes_mm3(), "timings_s": dict(self.timings_s),
+                "tta_samples": 0 if self.graft_probability_samples is None
+                else int(self.graft_probability_samples.shape[0]),
+                "postprocess": None if self.postprocess is None else self.postprocess.to_dict()}
+
+
+def _loaded(model: str | LoadedModel, device: torch.device | None, task: str) -> LoadedModel:
+    if not isinstance(model, LoadedModel):
+        model = load_model(model, device if device is not None else resolve_device("auto"))
+    elif device is not None and model.device != device:
+        raise ModelError(f"model {model.card.name!r} is loaded on {model.device} but device "
+                         f"{device} was asked for; pass device='auto' or load it on {device}")
+    if model.card.task != task:
+        raise ModelError(f"model {model.card.name!r} has task {model.card.task!r}; expected a "
+                         f"{task!r} model here (model= takes a segmentation model, locator= a "
+                         "locator)")
+    return model
+
+
+def _check_contrast(volume: Volume, contrast: str | None, force: bool, cards) -> str:
+    found = contrast or volume.meta.get("contrast")
+    if found is None:
+        raise ContrastError(f"{volume!r} has no contrast in its metadata; expected one of "
+                            f"{list(cards[0].contrasts)}: pass contrast='T2w' (command line: "
+                            "--contrast T2w)")
+    for card in cards:
+        if found not in card.contrasts and not force:
+            raise ContrastError(f"contrast {found!r} is not one model {card.name!r} was trained "
+                                f"on; it accepts {list(card.contrasts)}. Pass force_contrast=True "
+                                "(command line: --force-contrast) to run it anyway")
+    return str(found)
+
+
+def _resolve_precision(precision: str, device: torch.device) -> str:
+    if precision == "auto":
+        if device.type == "cuda":
+            return "fp16"
+        return "bf16" if cpu_has_native_bf16() else "fp32"
+    if precision not in PRECISIONS:
+        raise ModelError(f"precision {precision!r}: expected 'auto' or one of {PRECISIONS}")
+    return precision
+
+
+def _fine_probabilities(image_ras: Volume, box: CordBox, loaded: LoadedModel, *, tta: bool,
+                        precision: str, batch_size: int, overlap: float) -> list[np.ndarray]:
+    """One (labels, x, y, z) array per TTA pass, block-averaged onto the input-grid box."""
+    crop = image_ras.crop(box.lower, box.upper)
+    _, _, factors = model_grid(crop, loaded.card.spacing_mm)
+    fine = normalise_for_model(refine(crop.array, factors, linear=True), loaded.card)
+    runs = []
+    for flips in TTA_FLIPS if tta else ((),):
+        view = np.ascontiguousarray(np.flip(fine, flips)) if flips else fine
+        probs = model_probabilities(loaded, view, precision=precision, batch_size=batch_size,
+                                    overlap=overlap)
+        if flips:
+            probs = np.flip(probs, tuple(a + 1 for a in flips))
+        runs.append(block_average(probs, factors).astype(np.float32))
+    return runs
+
+
+def _entropy(probs: np.ndarray) -> np.ndarray:
+    """Normalised entropy (0 certain, 1 uniform) over the last axis."""
+    p = np.clip(probs, 1e-12, 1.0)
+    return (-(p * np.log(p)).sum(axis=-1) / np.log(probs.shape[-1])).astype(np.float32)
+
+
+def _to_input_space(array: np.ndarray, ras_affine: np.ndarray, volume: Volume, kind=Volume,
+                    meta: Mapping[str, Any] | None = None):
+    """An array on the RAS grid as a volume on ``volume``'s own grid (bit-exact permutation)."""
+    back = kind(array, ras_affine).reorient(volume.orientation)
+    return kind(back.array, volume.affine, dict(meta or {}))
+
+
+@dataclass(frozen=True)
+class _Context:
+    volume: Volume
+    image_ras: Volume
+    model: LoadedModel
+    locator: LoadedModel
+    precision: str
+    meta: Mapping[str, Any]
+
+
+def _result(ctx: _Context, probs_ras: np.ndarray, samples: np.ndarray | None, *, found: bool,
+            reason: str, box: CordBox | None, timings: dict[str, float],
+            report: PostprocessReport | None) -> SegmentationResult:
+    """Labels and entropy from the probabilities (computed in the box only: outside it the
+    answer is certain background), everything moved to the input's space."""
+    ras_affine, volume = ctx.image_ras.affine, ctx.volume
+    labels = np.zeros(probs_ras.shape[:3], dtype=np.uint8)
+    entropy = np.zeros(probs_ras.shape[:3], dtype=np.float32)
+    if box is not None:
+        labels[box.slices] = probs_ras[box.slices].argmax(axis=-1)
+        entropy[box.slices] = _entropy(probs_ras[box.slices])
+    input_box = None if box is None else box_through_affines(
+        np.asarray(box.lower) - 0.5, np.asarray(box.upper) - 0.5, ras_affine, volume)
+    if samples is not None:
+        samples = np.moveaxis(_to_input_space(np.moveaxis(samples, 0, -1), ras_affine,
+                                              volume).array, -1, 0)
+    return SegmentationResult(
+        labels=_to_input_space(labels, ras_affine, volume, LabelVolume,
+                               {**ctx.meta, "labels": LABEL_NAMES}),
+        probabilities=_to_input_space(probs_ras, ras_affine, volume, Volume,
+                                      {**ctx.meta, "labels": LABEL_NAMES}),
+        uncertainty=_to_input_space(entropy, ras_affine, volume, Volume,
+                                    {**ctx.meta, "quantity": "normalised entropy"}),
+        graft_probability_samples=samples, device=str(ctx.model.device),
+        precision=ctx.precision, model=ctx.model.card.name, locator=ctx.locator.card.name,
+        cord_found=found, reason=reason, box=input_box, timings_s=dict(timings),
+        postprocess=report)
+
+
+def _background(shape: tuple[int, int, int], n_labels: int) -> np.ndarray:
+    probs = np.zeros(tuple(shape) + (n_labels,), dtype=np.float32)
+    probs[..., 0] = 1.0
+    return probs
+
+
+def _segment_box(ctx: _Context, box: CordBox, tta: bool, batch_size: int, overlap: float,
+                 config: PostprocessConfig | None, timings: dict[str, float]):
+    start = time.perf_counter()
+    runs = _fine_probabilities(ctx.image_ras, box, ctx.model, tta=tta, precision=ctx.precision,
+                               batch_size=batch_size, overlap=overlap)
+    mean = np.moveaxis(np.mean(runs, axis=0), 0, -1)
+    timings["fine"] = time.perf_counter() - start
+    start = time.perf_counter()
+    report = None
+    if config is not None:
+        mean, report = clean_probabilities(mean, ctx.image_ras.spacing, config)
+    samples = None
+    if tta:
+        kept = mean[..., GRAFT] > 0
+        samples = np.stack([run[GRAFT] * kept for run in runs])
+    timings["postprocess"] = time.perf_counter() - start
+    return mean, samples, report
+
+
+def segment(volume: Volume, model: str | LoadedModel = DEFAULT_MODEL,
+            device: str | torch.device = "auto", contrast: str | None = None,
+            force_contrast: bool = False, tta: bool = False, precision: str = "auto", *,
+            locator: str | LoadedModel = DEFAULT_LOCATOR,
+            locator_config: LocatorConfig = LocatorConfig(),
+            postprocess: PostprocessConfig | None = PostprocessConfig(),
+            batch_size: int = 4, overlap: float = 0.25) -> SegmentationResult:
+    """Segment cord (1), lesion (2) and graft (3) in one scan; see the module docstring.
+
+    ``overlap``: fraction of a window shared with its neighbours in the fine model's
+    sliding window (0.25 by default; 0 is faster, without blending across windows).
+    """
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    given = None if str(device) == "auto" and not isinstance(model, str) else resolve_device(device)
+    fine = _loaded(model, given, "segment")
+    coarse = _loaded(locator, fine.device, "locate")
+    found_contrast = _check_contrast(volume, contrast, force_contrast, (fine.card, coarse.card))
+    image_ras = image_for_model(volume.reorient("RAS"))
+    meta = {"contrast": found_contrast, "model": fine.card.name, "source": volume.meta.get("source")}
+    ctx = _Context(volume, image_ras, fine, coarse, _resolve_precision(precision, fine.device),
+                   {k: v for k, v in meta.items() if v is not None})
+    timings["prepare"] = time.perf_counter() - start
+    start = time.perf_counter()
+    where = locate_cord(image_ras, coarse, locator_config, precision=ctx.precision,
+                        batch_size=batch_size)
+    timings["locate"] = time.perf_counter() - start
+    probs = _background(image_ras.spatial_shape, fine.card.n_labels)
+    if not where.cord_found:
+        log.info("%s", where.reason)
+        return _result(ctx, probs, None, found=False, reason=where.reason, box=None,
+                       timings=timings, report=None)
+    box_probs, box_samples, report = _segment_box(ctx, where.box, tta, batch_size, overlap,
+                                                  postprocess, timings)
+    start = time.perf_counter()
+    probs[where.box.slices] = box_probs
+    samples = None
+    if box_samples is not None:
+        samples = np.zeros((len(box_samples),) + image_ras.spatial_shape, dtype=np.float32)
+        samples[(slice(None),) + where.box.slices] = box_samples
+    result = _result(ctx, probs, samples, found=True, reason=where.reason, box=where.box,
+                     timings=timings, report=report)
+    return replace(result, timings_s={**timings, "assemble": time.perf_counter() - start})

@@ -1,0 +1,142 @@
+"""Find the spinal cord in the whole field of view, and the box the fine model runs in.
+
+The locator network (task "locate": 0 background, 1 cord region) runs on the
+image reoriented to RAS and resampled at its own coarse spacing. Its cord-region
+probability is thresholded; connected components (26-connected) smaller than
+``min_region_mm3`` are ignored (specks in a brain or a knee). No component left,
+or a maximum probability below the threshold, means "no cord found" with the
+reason in words. Otherwise the box is the bounding box of the kept components,
+mapped through the affines onto the RAS input grid and grown by ``margin_mm`` per
+axis (clipped to the field of view).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+from scipy import ndimage
+
+from imaging.volume import Volume
+from models.input import locator_grid, normalise_for_model
+from models.registry import LoadedModel
+from models.training.dataset import BOX_MARGIN_MM
+from segmentation.sliding_window import sliding_window_probabilities
+
+CORD_REGION = 1
+# The locator only needs the cord's extent: windows tile the coarse image without
+# overlap (the last one shifted back to fit), about half the work of 0.25 overlap.
+LOCATOR_OVERLAP = 0.0
+
+
+@dataclass(frozen=True)
+class LocatorConfig:
+    """When a cord counts as found, and how much room the fine model gets around it.
+
+    ``margin_mm`` per RAS axis: the training box (``models.training.dataset``) is the
+    cord plus BOX_MARGIN_MM on x and y and the whole field of view along z, and it is
+    normalised over that box; inference uses the same box so the network sees the same
+    intensity distribution.
+    """
+
+    threshold: float = 0.5
+    min_region_mm3: float = 100.0
+    margin_mm: tuple[float, float, float] = (BOX_MARGIN_MM, BOX_MARGIN_MM, math.inf)
+
+
+@dataclass(frozen=True)
+class CordBox:
+    """Voxels lower <= index < upper on each axis of a grid (half-open)."""
+
+    lower: tuple[int, int, int]
+    upper: tuple[int, int, int]
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(b - a for a, b in zip(self.lower, self.upper))  # type: ignore[return-value]
+
+    @property
+    def slices(self) -> tuple[slice, slice, slice]:
+        return tuple(slice(a, b) for a, b in zip(self.lower, self.upper))  # type: ignore
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"lower": list(self.lower), "upper": list(self.upper)}
+
+
+@dataclass(frozen=True)
+class CordLocation:
+    cord_found: bool
+    reason: str
+    box: CordBox | None            # on the RAS input grid
+    max_probability: float
+    cord_region_mm3: float
+
+
+def size_multiple(loaded: LoadedModel) -> tuple[int, int, int]:
+    """What every window side must be a multiple of (1 for networks that do not say)."""
+    return tuple(getattr(loaded.network, "size_multiple", (1, 1, 1)))  # type: ignore[return-value]
+
+
+def model_probabilities(loaded: LoadedModel, image: np.ndarray, *, precision: str,
+                        batch_size: int, overlap: float = 0.25) -> np.ndarray:
+    """Sliding-window probabilities (labels, x, y, z) of a loaded model on a normalised image."""
+    return sliding_window_probabilities(loaded.network, image, loaded.card.patch_size,
+                                        size_multiple(loaded), loaded.device, overlap=overlap,
+                                        batch_size=batch_size, precision=precision)
+
+
+def _kept_region(cord: np.ndarray, config: LocatorConfig, voxel_mm3: float) -> np.ndarray:
+    components, count = ndimage.label(cord >= config.threshold,
+                                      structure=ndimage.generate_binary_structure(3, 3))
+    if count == 0:
+        return np.zeros(cord.shape, bool)
+    sizes_mm3 = np.bincount(components.ravel())[1:] * voxel_mm3
+    keep = np.flatnonzero(sizes_mm3 >= config.min_region_mm3) + 1
+    return np.isin(components, keep)
+
+
+def box_through_affines(lower: np.ndarray, upper: np.ndarray, source_affine: np.ndarray,
+                        grid: Volume, margin_mm: Sequence[float] = (0.0, 0.0, 0.0)) -> CordBox:
+    """The box on ``grid`` covering the continuous index box [lower, upper] of another grid
+    (voxel edges, e.g. index - 0.5), grown by ``margin_mm`` and clipped to ``grid``."""
+    corners = np.array(list(itertools.product(*zip(lower, upper))), dtype=np.float64)
+    world = corners @ source_affine[:3, :3].T + source_affine[:3, 3]
+    to_grid = np.linalg.inv(grid.affine)
+    index = world @ to_grid[:3, :3].T + to_grid[:3, 3]
+    margin = np.ceil(np.asarray(margin_mm, dtype=np.float64) / np.asarray(grid.spacing) - 1e-9)
+    low = np.floor(index.min(axis=0) + 0.5 + 1e-6) - margin
+    high = np.ceil(index.max(axis=0) + 0.5 - 1e-6) + margin
+    low = np.clip(low, 0, np.asarray(grid.spatial_shape) - 1).astype(int)
+    high = np.maximum(np.minimum(high, grid.spatial_shape), low + 1).astype(int)
+    return CordBox(tuple(int(v) for v in low), tuple(int(v) for v in high))
+
+
+def box_on_grid(mask: np.ndarray, mask_affine: np.ndarray, grid: Volume,
+                margin_mm: Sequence[float]) -> CordBox:
+    """Bounding box of ``mask`` (on its own grid) as a box on ``grid``, grown by ``margin_mm``."""
+    where = np.argwhere(mask)
+    return box_through_affines(where.min(axis=0) - 0.5, where.max(axis=0) + 0.5, mask_affine,
+                               grid, margin_mm)
+
+
+def locate_cord(image_ras: Volume, locator: LoadedModel, config: LocatorConfig = LocatorConfig(),
+                *, precision: str = "fp32", batch_size: int = 4) -> CordLocation:
+    """Run the locator over the whole field of view of a 3-D RAS image."""
+    coarse = locator_grid(image_ras, locator.card.spacing_mm)
+    normalised = normalise_for_model(coarse.array, locator.card)
+    probs = model_probabilities(locator, normalised, precision=precision, batch_size=batch_size,
+                                overlap=LOCATOR_OVERLAP)
+    cord = probs[CORD_REGION]
+    max_probability = float(cord.max())
+    region = _kept_region(cord, config, coarse.voxel_volume_mm3)
+    region_mm3 = float(region.sum()) * coarse.voxel_volume_mm3
+    if max_probability < config.threshold or not region.any():
+        reason = (f"no cord found: the locator's largest cord-region probability is "
+                  f"{max_probability:.2f} and no region of at least {config.min_region_mm3:g} mm3 "
+                  f"reaches {config.threshold:g}; is the spinal cord in this field of view?")
+        return CordLocation(False, reason, None, max_probability, region_mm3)
+    box = box_on_grid(region, coarse.affine, image_ras, config.margin_mm)
+    return CordLocation(True, "cord found", box, max_probability, region_mm3)

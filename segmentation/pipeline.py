@@ -1,0 +1,347 @@
+"""``analyze_subject``: every timepoint of one subject, from scans to survival and flags.
+
+Steps per subject (DESIGN.md data flow):
+1. load each timepoint's primary scan (T2w, else T2*w) as a Volume;
+2. segment it (locator, then the fine model in a box around the cord);
+3. register the pre-injection baseline onto each later timepoint (rigid, cord-masked) and
+   remove from the graft probability what the baseline already showed (hemorrhage, cyst);
+4. quantify each timepoint (partial-volume graft volume with its interval, cord, lesion);
+5. label-free surviving fraction and cells, the fitted survival curve, and the safety flags.
+Quantities are measured in each timepoint's own space (a rigid move changes no volume);
+only the baseline's look-alike map is moved.
+
+Label-free estimates run for every subject. SPIO (R2*) and 19F estimators exist as
+functions (``segmentation.cells``) but are not yet wired into this pipeline: for such
+subjects the result says so in its assumptions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from imaging.errors import AnalysisError, GraftwatchError, RegistrationError
+from imaging.study import Subject, Timepoint
+from imaging.volume import LabelVolume, Volume
+from segmentation.cells import CellEstimate, label_free
+from segmentation.config import AnalysisConfig
+from segmentation.flags import (Flag, growth_flags, lost_graft_flags, no_baseline_flags,
+                                registration_flags)
+from segmentation.quantify import GraftMeasurement, TimepointMetrics, quantify_timepoint
+from segmentation.records import json_safe
+from segmentation.survival import SurvivalFit, fit_survival
+
+log = logging.getLogger(__name__)
+
+PRIMARY_CONTRASTS = ("T2w", "T2starw")
+GRAFT = 3
+
+
+@dataclass(frozen=True)
+class PipelineOptions:
+    """How a subject is run (the command line's choices); picklable for worker processes."""
+
+    device: str = "auto"
+    model: str | None = None
+    tta: bool = False
+    include_phi: bool = False
+    write_report: bool = True
+    transplant_date: str | None = None
+    seed: int = 0
+
+
+@dataclass(frozen=True, eq=False)
+class TimepointImages:
+    """The volumes behind one timepoint's numbers (for writers and reports; not in JSON)."""
+
+    image: Volume
+    labels: LabelVolume
+    graft_probability: Volume
+
+
+@dataclass(frozen=True, eq=False)
+class TimepointResult:
+    session_id: str
+    days_post_transplant: float
+    is_baseline: bool
+    scan: str
+    metrics: TimepointMetrics
+    estimate: CellEstimate
+    registration_residual_mm: float | None
+    lookalike_note: str
+    device: str
+    images: TimepointImages = field(repr=False)
+
+    def measurement(self) -> GraftMeasurement:
+        return self.metrics.measurement(self.session_id, self.days_post_transplant)
+
+
+@dataclass(frozen=True, eq=False)
+class SubjectResult:
+    subject_id: str
+    config: AnalysisConfig
+    timepoints: tuple[TimepointResult, ...]
+    survival: SurvivalFit
+    flags: tuple[Flag, ...]
+    assumptions: tuple[str, ...]
+    provenance: Mapping[str, Any]
+    failed_sessions: tuple[tuple[str, float], ...] = ()   # (session_id, days) not analysed
+
+    def to_table(self) -> list[dict[str, Any]]:
+        """One row per timepoint with the timepoints.tsv columns."""
+        rows = []
+        for tp in self.timepoints:
+            e, m = tp.estimate, tp.metrics
+            rows.append({
+                "session_id": tp.session_id, "days_post_transplant": tp.days_post_transplant,
+                "graft_volume_mm3": m.graft_volume_mm3,
+                "graft_volume_ci_low_mm3": m.graft_volume_ci_low_mm3,
+                "graft_volume_ci_high_mm3": m.graft_volume_ci_high_mm3,
+                "surviving_fraction": e.surviving_fraction,
+                "surviving_fraction_ci_low": e.surviving_fraction_ci_low,
+                "surviving_fraction_ci_high": e.surviving_fraction_ci_high,
+                "estimated_surviving_cells": e.value,
+                "cord_volume_mm3": m.cord_volume_mm3, "lesion_volume_mm3": m.lesion_volume_mm3,
+                "flags": ";".join(f.code for f in self.flags if f.timepoint == tp.session_id),
+                "graft_volume_hard_mm3": m.graft_volume_hard_mm3,
+                "estimated_cells_ci_low": e.ci_low, "estimated_cells_ci_high": e.ci_high,
+                "cell_estimate_method": e.method, "cell_estimate_status": e.status,
+                "lesion_length_mm": m.lesion_length_mm, "lesion_max_width_mm": m.lesion_max_width_mm,
+                "cord_csa_mm2": m.cord_csa_mm2,
+                "registration_residual_mm": tp.registration_residual_mm, "device": tp.device,
+            })
+        for session_id, days in self.failed_sessions:
+            rows.append({"session_id": session_id, "days_post_transplant": days,
+                         "flags": ";".join(f.code for f in self.flags if f.timepoint == session_id)})
+        return sorted(rows, key=lambda r: r["days_post_transplant"])
+
+    def to_json(self) -> dict[str, Any]:
+        return json_safe({
+            "subject_id": self.subject_id, "config": self.config.to_dict(),
+            "survival": self.survival, "flags": [f.to_dict() for f in self.flags],
+            "assumptions": list(self.assumptions),
+            "failed_sessions": [{"session_id": sid, "days_post_transplant": d}
+                                for sid, d in self.failed_sessions],
+            "timepoints": [{"session_id": tp.session_id, "days_post_transplant": tp.days_post_transplant,
+                            "scan": tp.scan, "metrics": tp.metrics.to_dict(),
+                            "cell_estimate": tp.estimate, "lookalikes": tp.lookalike_note,
+                            "registration_residual_mm": tp.registration_residual_mm}
+                           for tp in self.timepoints],
+            "provenance": dict(self.provenance),
+        })
+
+
+def primary_scan(timepoint: Timepoint):
+    for contrast in PRIMARY_CONTRASTS:
+        if contrast in timepoint.scans:
+            return timepoint.scans[contrast]
+    raise AnalysisError(f"session {timepoint.label}: no T2w or T2*w scan (found "
+                        f"{sorted(timepoint.scans)}); graftwatch needs one of {PRIMARY_CONTRASTS}")
+
+
+def _sha256(path: Path | tuple[Path, ...]) -> str:
+    digest = hashlib.sha256()
+    for p in (path if isinstance(path, tuple) else (path,)):
+        digest.update(Path(p).read_bytes())
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True, eq=False)
+class _Segmented:
+    timepoint: Timepoint
+    scan_path: str
+    image: Volume
+    labels: LabelVolume
+    graft_probability: Volume
+    samples: np.ndarray | None
+    device: str
+
+
+def _segment_timepoint(tp: Timepoint, models, device, tta: bool) -> _Segmented:
+    from imaging.io import load
+    from segmentation.inference import segment
+    scan = primary_scan(tp)
+    image = load(scan.path)
+    seg_model, locator = models
+    result = segment(image, model=seg_model, locator=locator, device=device, tta=tta)
+    graft = Volume(result.probabilities.array[..., GRAFT], result.probabilities.affine)
+    return _Segmented(tp, str(scan.path), image, result.labels, graft,
+                      result.graft_probability_samples, result.device)
+
+
+def _baseline_index(segmented: list[_Segmented]) -> int | None:
+    pre = [i for i, s in enumerate(segmented) if (s.timepoint.days or 0) < 0]
+    return max(pre, key=lambda i: segmented[i].timepoint.days) if pre else None
+
+
+def _baseline_lookalikes(target: _Segmented, baseline: _Segmented, abnormal: Volume):
+    """Baseline look-alike map moved onto ``target``'s grid, and the registration residual."""
+    from imaging.registration import apply_transform, register_rigid
+    cord = LabelVolume((np.asarray(target.labels.array) >= 1).astype(np.uint8), target.labels.affine)
+    moving_cord = LabelVolume((np.asarray(baseline.labels.array) >= 1).astype(np.uint8),
+                              baseline.labels.affine)
+    transform = register_rigid(target.image, baseline.image, fixed_mask=cord, moving_mask=moving_cord)
+    moved = apply_transform(abnormal, transform, target.labels)
+    return Volume(np.clip(moved.array, 0.0, 1.0), moved.affine), float(transform.residual_mm)
+
+
+def analyze_subject(subject: Subject, config: AnalysisConfig, device: str = "auto",
+                    model: str | None = None, tta: bool = False,
+                    subject_id: str | None = None) -> SubjectResult:
+    """Analyse every timepoint of ``subject``; see the module docstring.
+
+    ``subject_id`` names the outputs (default: the BIDS ``sub-`` label of the subject).
+    """
+    from models.registry import DEFAULT_LOCATOR, DEFAULT_MODEL, load_model
+    from segmentation.device import resolve_device
+    from segmentation.lookalikes import baseline_abnormality, exclude_lookalikes
+    if not subject.timepoints:
+        raise AnalysisError(f"{subject.root}: subject {subject.subject_id} has no timepoints")
+    torch_device = resolve_device(device)
+    models = (load_model(model or DEFAULT_MODEL, torch_device), load_model(DEFAULT_LOCATOR, torch_device))
+    segmented, failed = _segment_all(subject, models, torch_device, tta)
+    base_i = _baseline_index(segmented)
+    abnormal = None
+    if base_i is not None:
+        b = segmented[base_i]
+        abnormal = baseline_abnormality(b.image.echo(0) if b.image.array.ndim == 4 else b.image,
+                                        b.labels)
+    flags: list[Flag] = [*no_baseline_flags(base_i is not None), *(f for _, _, f in failed)]
+    results = []
+    for i, s in enumerate(segmented):
+        residual, moved = None, None
+        if abnormal is not None and i != base_i:
+            try:
+                moved, residual = _baseline_lookalikes(s, segmented[base_i], abnormal)
+            except RegistrationError as exc:
+                log.warning("%s %s: %s", subject.subject_id, s.timepoint.label, exc)
+                residual = float("nan")
+            flags.extend(registration_flags(s.timepoint.label, residual,
+                                            config.max_registration_residual_mm))
+        exclusion = exclude_lookalikes(s.graft_probability, moved, s.samples)
+        metrics = quantify_timepoint(s.labels, exclusion.graft_probability,
+                                     exclusion.graft_probability_samples, config.confidence)
+        if moved is None and i != base_i:
+            metrics = exclusion.widened(metrics)
+        results.append((s, metrics, residual, exclusion.note))
+    measurements = [m.measurement(s.timepoint.label, s.timepoint.days or 0.0)
+                    for s, m, _, _ in results]
+    estimates = label_free(measurements, config.injected_cells, config.generator(),
+                           config.confidence)
+    flags += _subject_flags(measurements, config)
+    timepoints = tuple(
+        TimepointResult(s.timepoint.label, float(s.timepoint.days or 0.0), i == base_i, s.scan_path,
+                        m, e, r, note, s.device, TimepointImages(s.image, s.labels, s.graft_probability))
+        for i, ((s, m, r, note), e) in enumerate(zip(results, estimates)))
+    survival = fit_survival([e.days_post_transplant for e in estimates],
+                            [e.surviving_fraction for e in estimates],
+                            [e.surviving_fraction_ci_low for e in estimates],
+                            [e.surviving_fraction_ci_high for e in estimates],
+                            config.generator(), config.confidence)
+    return SubjectResult(subject_id or output_id(subject), config, timepoints, survival, tuple(flags),
+                         _assumptions(estimates, config),
+                         _provenance(subject, models, segmented, torch_device),
+                         tuple((label, days) for label, days, _ in failed))
+
+
+def _segment_all(subject: Subject, models, device, tta: bool):
+    """Segment every readable timepoint; an unreadable one becomes a flag, not a failure."""
+    segmented, failed = [], []
+    for tp in subject.timepoints:
+        try:
+            segmented.append(_segment_timepoint(tp, models, device, tta))
+        except GraftwatchError as exc:
+            log.warning("%s %s not analysed: %s", subject.subject_id, tp.label, exc)
+            failed.append((tp.label, float(tp.days or 0.0),
+                           Flag("session_unreadable", "warning", tp.label,
+                                f"session {tp.label} could not be analysed: {exc}")))
+    if not segmented:
+        reasons = "; ".join(f.message for _, _, f in failed)
+        raise AnalysisError(f"{subject.root}: no session of {subject.subject_id} could be "
+                            f"analysed ({reasons})")
+    return segmented, failed
+
+
+def _subject_flags(measurements, config: AnalysisConfig) -> list[Flag]:
+    from imaging.physics import DEFAULT_PACKING_DENSITY_CELLS_PER_MM3
+    from segmentation.flags import oversize_flags
+    return [*growth_flags(measurements, config.confidence, config.repeatability_cv,
+                          config.growth_threshold_fraction, config.growth_critical_after_days),
+            *oversize_flags(measurements, config.injected_cells,
+                            DEFAULT_PACKING_DENSITY_CELLS_PER_MM3, config.growth_critical_after_days),
+            *lost_graft_flags(measurements)]
+
+
+def _assumptions(estimates, config: AnalysisConfig) -> tuple[str, ...]:
+    seen: list[str] = []
+    for e in estimates:
+        seen += [a for a in e.assumptions if a not in seen]
+    if config.label in ("spio", "19f"):
+        seen.append(f"label {config.label!r}: only the label-free (graft volume) estimate is "
+                    "computed by this version's pipeline; SPIO iron and 19F counts are not yet "
+                    "reported")
+    return tuple(seen)
+
+
+def _provenance(subject: Subject, models, segmented, device) -> dict[str, Any]:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        package_version = version("graftwatch")
+    except PackageNotFoundError:
+        package_version = "unknown (not installed)"
+    return {"graftwatch_version": package_version,
+            "models": [m.card.name for m in models],
+            "model_weights_sha256": [m.card.weights_sha256 for m in models],
+            "device": str(device),
+            "analysed_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "subject_root": str(subject.root),
+            "inputs": {s.timepoint.label: {"path": s.scan_path,
+                                           "sha256": _sha256(primary_scan(s.timepoint).path)}
+                       for s in segmented}}
+
+
+def output_id(subject: Subject) -> str:
+    """The ``sub-X`` name a subject's outputs go under."""
+    sid = str(subject.subject_id)
+    return sid if sid.startswith("sub-") else f"sub-{sid}"
+
+
+def config_for(subject: Subject, injected_cells: float | None = None,
+               label: str | None = None) -> AnalysisConfig:
+    """AnalysisConfig from explicit values, else the subject's participants.tsv row."""
+    row = subject.participant
+    cells = injected_cells
+    if cells is None and row.get("injected_cells") not in (None, "", "n/a"):
+        cells = float(row["injected_cells"])
+    if cells is not None and cells <= 0:
+        cells = None  # a graft-free control: fractions are still measured, no cell count
+    label = label or (row.get("label") if row.get("label") not in (None, "", "n/a") else "none")
+    return AnalysisConfig(injected_cells=cells, label=str(label))
+
+
+def run_subject(entry, out_dir: Path, options: PipelineOptions) -> None:
+    """Batch job: discover, analyse and write one cohort entry's outputs."""
+    from imaging.study import discover_subject
+    from segmentation.subject_outputs import write_subject_outputs
+    date = entry.transplant_date or options.transplant_date
+    subject = discover_subject(entry.path, transplant_date=date)
+    config = config_for(subject, entry.injected_cells, entry.label)
+    result = analyze_subject(subject, config, device=options.device, model=options.model,
+                             tta=options.tta, subject_id=entry.subject_id)
+    write_subject_outputs(result, Path(out_dir),
+                          include_report=options.write_report, include_phi=options.include_phi)
+
+
+def subject_outputs_complete(entry, out_dir: Path) -> bool:
+    from segmentation.outputs import outputs_complete
+    return outputs_complete(out_dir, entry.subject_id)
+
+
+__all__ = ["GraftwatchError", "PipelineOptions", "SubjectResult", "TimepointResult",
+           "analyze_subject", "config_for", "run_subject", "subject_outputs_complete"]

@@ -1,0 +1,42 @@
+import pytest
+import torch
+
+from imaging.errors import ModelError
+from models.training.loss import masked_loss, soft_dice
+
+
+def _onehot(labels: torch.Tensor, k: int = 4) -> torch.Tensor:
+    return torch.nn.functional.one_hot(labels, k).permute(0, 4, 1, 2, 3).float()
+
+
+def test_confident_right_prediction_beats_wrong_one():
+    gen = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, 4, (1, 6, 6, 6), generator=gen)
+    target = _onehot(labels)
+    right = masked_loss(target * 20, target, ["full"])
+    wrong = masked_loss(target.roll(1, dims=1) * 20, target, ["full"])
+    assert right < 0.05 < wrong
+
+
+def test_cord_annotation_supervises_only_the_region_marginal():
+    target = torch.zeros(1, 4, 4, 4, 4)
+    target[:, 0, :2] = 1
+    target[:, 1, 2:] = 1          # the real mask: cord region = second half
+    as_cord = torch.zeros(1, 4, 4, 4, 4)
+    as_cord[:, 0, :2] = 10
+    as_cord[:, 1, 2:] = 10
+    as_graft = as_cord.clone()
+    as_graft[:, [1, 3]] = as_graft[:, [3, 1]]   # same region, called graft instead of cord
+    a = masked_loss(as_cord, target, ["cord"])
+    b = masked_loss(as_graft, target, ["cord"])
+    assert a == pytest.approx(float(b), abs=1e-6)
+    assert masked_loss(as_graft, target, ["full"]) > a + 0.5
+
+
+def test_soft_dice_of_empty_label_is_one_and_mismatch_is_refused():
+    empty = torch.zeros(1, 3, 3, 3)
+    assert float(soft_dice(empty, empty)[0]) == pytest.approx(1.0)
+    with pytest.raises(ModelError, match="annotation 'bones'"):
+        masked_loss(torch.zeros(1, 2, 2, 2, 2), torch.zeros(1, 2, 2, 2, 2), ["bones"])
+    with pytest.raises(ModelError, match="differ"):
+        masked_loss(torch.zeros(1, 2, 2, 2, 2), torch.zeros(1, 3, 2, 2, 2), ["full"])

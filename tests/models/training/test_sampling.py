@@ -1,0 +1,32 @@
+import numpy as np
+
+from models.training.augment import AugmentConfig
+from models.training.dataset import TrainingCase
+from models.training.sampling import crop_patch, draw_batch
+
+
+def _case(annotation="full") -> TrainingCase:
+    target = np.zeros((4, 20, 20, 30), np.uint8)
+    target[0] = 255
+    target[:, 5:15, 5:15, :] = 0
+    target[1, 5:15, 5:15, :] = 255
+    target[1, 9:11, 9:11, 25:27] = 0
+    target[3, 9:11, 9:11, 25:27] = 255       # a tiny graft near one end
+    image = np.linspace(0, 1, 20 * 20 * 30, dtype=np.float16).reshape(20, 20, 30)
+    return TrainingCase("c", image, target, annotation)
+
+
+def test_patch_outside_the_case_is_padded_as_background():
+    image, target = crop_patch(_case(), (0, 0, 0), (8, 8, 8))
+    assert image.shape == (8, 8, 8) and target.shape == (4, 8, 8, 8)
+    assert (image[:4, :4, :4] == 0).all() and (target[0, :4, :4, :4] == 255).all()
+
+
+def test_focused_batches_find_the_tiny_graft_and_are_seeded():
+    case = _case()
+    batches = [draw_batch([case], [], 8, (8, 8, 8), np.random.default_rng(s), AugmentConfig.none(),
+                          0.0, 1.0) for s in (1, 1, 2)]
+    np.testing.assert_array_equal(batches[0].image, batches[1].image)
+    with_graft = (batches[0].target[:, 3].flatten(1).max(1).values > 0.5).float().mean()
+    assert with_graft >= 0.5
+    assert batches[0].annotations == ("full",) * 8
