@@ -104,12 +104,13 @@ def test_every_cohort_of_three_has_a_control():
 
 
 def test_study_discovery_reads_every_subject_with_its_days(dataset):
-    study = pytest.importorskip("imaging.study")
+    from imaging import study
     for sid in ("sub-001", "sub-002"):
         expected = [float(r["days_post_transplant"])
                     for r in _tsv(dataset / sid / f"{sid}_sessions.tsv")]
         subject = study.discover_subject(dataset / sid)
         assert [tp.days for tp in subject.timepoints] == pytest.approx(expected)
+        assert all("T2w" in tp.scans for tp in subject.timepoints)
 
 
 def test_command_refuses_a_non_empty_folder_without_force(tmp_path):
