@@ -21,7 +21,7 @@ def format_cell(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
-        return f"{value:.6g}"
+        return f"{value:.10g}"
     if isinstance(value, (list, tuple)):
         return ";".join(format_cell(v) for v in value) or MISSING
     return str(value).replace("\t", " ").replace("\n", " ")

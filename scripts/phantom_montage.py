@@ -10,7 +10,6 @@ outlines (cord green, lesion yellow, graft red), the last echo of the T2*w (SPIO
 from __future__ import annotations
 
 import argparse
-import csv
 from pathlib import Path
 
 import numpy as np
@@ -29,9 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _sessions(subject_dir: Path) -> list[tuple[str, str]]:
     sid = subject_dir.name
-    with (subject_dir / f"{sid}_sessions.tsv").open(newline="") as handle:
-        return [(r["session_id"], r["days_post_transplant"])
-                for r in csv.DictReader(handle, delimiter="\t")]
+    from imaging.tsv import read_tsv
+    rows = read_tsv(subject_dir / f"{sid}_sessions.tsv", ("session_id", "days_post_transplant"))
+    return [(r["session_id"], r["days_post_transplant"]) for r in rows]
 
 
 def _sagittal_slice(volume, labels=None, probseg=None):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from imaging.tsv import read_tsv, write_tsv
 
@@ -46,5 +45,5 @@ def write_cohort_outputs(out_dir: Path, entries, statuses, include_report: bool 
     if include_report:
         from segmentation.report import write_cohort_index
         index = write_cohort_index(out_dir, statuses)
-    count = lambda name: sum(s.status == name for s in statuses)  # noqa: E731
-    return BatchSummary(out_dir, count("ok"), count("failed"), count("skipped"), index)
+    counts = {name: sum(s.status == name for s in statuses) for name in ("ok", "failed", "skipped")}
+    return BatchSummary(out_dir, counts["ok"], counts["failed"], counts["skipped"], index)

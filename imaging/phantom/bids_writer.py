@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 from imaging.atomic import write_text_atomic
+from imaging.tsv import write_tsv
 from imaging.io import save
 from imaging.phantom.results import SimulatedSession, SimulatedSubject
 
@@ -37,23 +38,6 @@ PARTICIPANT_COLUMNS = ("participant_id", "injected_cells", "label", "control", "
 TRUTH_COLUMNS = ("session_id", "days_post_transplant", "graft_volume_mm3", "surviving_cells",
                  "surviving_fraction", "iron_ug", "fluorine_atoms")
 SESSION_COLUMNS = ("session_id", "days_post_transplant")
-
-
-def format_value(value: Any) -> str:
-    """TSV cell: n/a for None, 10 significant digits for floats."""
-    if value is None:
-        return "n/a"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return f"{value:.10g}"
-    return str(value)
-
-
-def write_tsv(path: Path, columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> Path:
-    lines = ["\t".join(columns)]
-    lines += ["\t".join(format_value(row[c]) for c in columns) for row in rows]
-    return write_text_atomic(path, "\n".join(lines) + "\n")
 
 
 def write_json(path: Path, data: dict[str, Any]) -> Path:
