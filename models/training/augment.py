@@ -1,7 +1,7 @@
 """Augmentation of one training patch (numpy), every draw from the Generator passed in.
 
 Spatial (image and soft targets alike, one resampling): left-right flip, a small rigid
-rotation, a light elastic displacement (smooth, a few voxels), a small isotropic scale.
+rotation, a light elastic displacement (a 4x4x4 random field interpolated linearly, a few voxels), a small isotropic scale.
 Intensity (image only): anisotropic resolution (block-average along one axis by 2-6,
 then linear back: thick-slice partial volume), a smooth multiplicative bias field,
 gamma, contrast changes (linear, and for cord-only real scans sometimes a random
@@ -58,7 +58,7 @@ def _elastic_field(rng: np.random.Generator, shape, voxels: float) -> np.ndarray
         return np.zeros((3, *shape))
     coarse = rng.normal(0.0, voxels, size=(3, 4, 4, 4))
     zoom = [n / 4 for n in shape]
-    return np.stack([ndimage.zoom(c, zoom, order=3, mode="nearest")[: shape[0], : shape[1], : shape[2]]
+    return np.stack([ndimage.zoom(c, zoom, order=1, mode="nearest")[: shape[0], : shape[1], : shape[2]]
                      for c in coarse])
 
 

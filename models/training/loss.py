@@ -6,6 +6,11 @@
   sum of P(labels 1..K-1) is supervised against the mask, with binary cross-entropy and
   soft Dice; how the network splits the region into cord, lesion and graft is left free.
 
+For ``full`` samples of a model with a graft label (the last one), a volume term adds
+``volume_weight x |sum P(graft) - sum target graft| / (sum target graft + VOLUME_SMOOTH)``:
+graftwatch reports graft volumes as sums of probabilities, so the network is taught that
+its graft probability is a partial-volume fraction, not only a boundary.
+
 Soft Dice is computed per sample and label; a label absent from both prediction and
 target contributes 1 (perfect) through the smoothing term, so empty labels do not
 dominate.
@@ -21,6 +26,7 @@ import torch.nn.functional as F
 from imaging.errors import ModelError
 
 SMOOTH = 1.0
+VOLUME_SMOOTH = 20.0     # voxels of the model grid
 ANNOTATIONS = ("full", "cord")
 
 
@@ -32,11 +38,16 @@ def soft_dice(probability: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (2 * overlap + SMOOTH) / (total + SMOOTH)
 
 
-def _full_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def _full_loss(logits: torch.Tensor, target: torch.Tensor, volume_weight: float = 0.0) -> torch.Tensor:
     log_p = F.log_softmax(logits, dim=0)
+    probability = log_p.exp()
     cross_entropy = -(target * log_p).sum(0).mean()
-    dice = soft_dice(log_p.exp()[1:], target[1:]).mean()
-    return cross_entropy + (1 - dice)
+    dice = soft_dice(probability[1:], target[1:]).mean()
+    loss = cross_entropy + (1 - dice)
+    if volume_weight and logits.shape[0] > 3:
+        truth = target[-1].sum()
+        loss = loss + volume_weight * (probability[-1].sum() - truth).abs() / (truth + VOLUME_SMOOTH)
+    return loss
 
 
 def _cord_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -49,7 +60,8 @@ def _cord_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return cross_entropy + (1 - dice)
 
 
-def masked_loss(logits: torch.Tensor, target: torch.Tensor, annotations: Sequence[str]) -> torch.Tensor:
+def masked_loss(logits: torch.Tensor, target: torch.Tensor, annotations: Sequence[str],
+                volume_weight: float = 0.0) -> torch.Tensor:
     """Mean over the batch of each sample's loss; logits and target are (N, K, X, Y, Z)."""
     if logits.shape != target.shape:
         raise ModelError(f"logits {tuple(logits.shape)} and target {tuple(target.shape)} differ")
@@ -58,7 +70,7 @@ def masked_loss(logits: torch.Tensor, target: torch.Tensor, annotations: Sequenc
     losses = []
     for sample_logits, sample_target, annotation in zip(logits.float(), target.float(), annotations):
         if annotation == "full":
-            losses.append(_full_loss(sample_logits, sample_target))
+            losses.append(_full_loss(sample_logits, sample_target, volume_weight))
         elif annotation == "cord":
             losses.append(_cord_loss(sample_logits, sample_target))
         else:

@@ -27,7 +27,10 @@ class TrainConfig:
     phantom_holdout_subjects: int = 4
     use_real: bool = True
     real_fraction: float = 0.25        # share of batch samples drawn from real scans
-    focus_fraction: float = 0.5        # share of phantom patches centred on lesion/graft
+    focus_fraction: float = 0.25       # share of phantom patches centred on the lesion
+    graft_fraction: float = 0.4        # share of phantom patches centred on the graft
+    volume_weight: float = 0.5         # weight of the graft volume term of the loss
+    use_negatives: bool = True         # locator: scans without a cord (brains), all background
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     patch_size: tuple[int, int, int] | None = None   # None: the card's
     channels: tuple[int, ...] | None = None          # None: the card's

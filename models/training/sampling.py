@@ -1,9 +1,12 @@
 """Drawing training batches: which case, where the patch goes, augmentation.
 
 Each sample: a real case with probability ``real_fraction`` (when there are any), else a
-phantom case; the patch centre is a lesion/graft voxel with probability
-``focus_fraction`` (phantoms that have one), else a cord-region voxel with probability
-0.7, else anywhere; the centre is jittered by up to a quarter patch. Patches reaching
+phantom case; for phantoms the patch centre is a graft voxel with probability
+``graft_fraction`` (when the case has one), else a lesion voxel with probability
+``focus_fraction`` (when it has one), else a cord-region voxel with probability 0.7,
+else anywhere. "Has one" means a voxel holding at least 10 % of that label: grafts of a
+few mm3 on 3-4 mm slices rarely fill half a voxel. The centre is jittered by up to a
+quarter patch. Patches reaching
 outside the case are padded (image 0, target background).
 """
 
@@ -26,13 +29,26 @@ class Batch:
     annotations: tuple[str, ...]
 
 
-def _centre(case: TrainingCase, rng: np.random.Generator, focus_fraction: float) -> np.ndarray:
+FOCUS_LEVEL = 25      # 10 % of a voxel; targets are fraction x 255
+LESION, GRAFT = 2, 3
+
+
+def _focus_voxel(target: np.ndarray, label: int, rng: np.random.Generator) -> np.ndarray | None:
+    focus = np.argwhere(target[label] >= FOCUS_LEVEL)
+    return focus[rng.integers(len(focus))] if len(focus) else None
+
+
+def _centre(case: TrainingCase, rng: np.random.Generator, focus_fraction: float,
+            graft_fraction: float = 0.0) -> np.ndarray:
     target = case.target
     shape = np.asarray(case.image.shape)
-    if case.annotation == "full" and target.shape[0] > 2 and rng.random() < focus_fraction:
-        focus = np.argwhere(target[2:].max(axis=0) > 127)
-        if len(focus):
-            return focus[rng.integers(len(focus))]
+    if case.annotation == "full" and target.shape[0] > GRAFT:
+        draw = rng.random()
+        label = GRAFT if draw < graft_fraction else (
+            LESION if draw < graft_fraction + focus_fraction else None)
+        centre = None if label is None else _focus_voxel(target, label, rng)
+        if centre is not None:
+            return centre
     if rng.random() < 0.7:
         region = np.argwhere(target[0] < 128)
         if len(region):
@@ -59,14 +75,14 @@ def crop_patch(case: TrainingCase, centre: Sequence[int], patch: Sequence[int]
 
 def draw_batch(phantom: Sequence[TrainingCase], real: Sequence[TrainingCase], batch_size: int,
                patch: Sequence[int], rng: np.random.Generator, augment_config: AugmentConfig,
-               real_fraction: float, focus_fraction: float) -> Batch:
+               real_fraction: float, focus_fraction: float, graft_fraction: float = 0.0) -> Batch:
     images, targets, annotations = [], [], []
     for _ in range(batch_size):
         use_real = bool(real) and (not phantom or rng.random() < real_fraction)
         pool = real if use_real else phantom
         case = pool[int(rng.integers(len(pool)))]
         jitter = rng.integers(-np.asarray(patch) // 4, np.asarray(patch) // 4 + 1)
-        image, target = crop_patch(case, _centre(case, rng, focus_fraction) + jitter, patch)
+        image, target = crop_patch(case, _centre(case, rng, focus_fraction, graft_fraction) + jitter, patch)
         image, fractions = augment(image, target / 255.0, case.annotation, rng, augment_config)
         images.append(image)
         targets.append(fractions)

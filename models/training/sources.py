@@ -6,6 +6,10 @@ The split is fixed here and written into every model card:
   data-testing sub-unf01 T2w/T2star/T1w, sct_tutorial multi_subject sub-05 (MT-on);
 * real scans held out for evaluation: every gm-challenge-data run-1 scan with its manual
   cord mask (4 axial T2*w scans, 3 sites);
+* scans without a cord, for the locator only (every voxel background, so that "no cord
+  in view" is learnt): the dcm_qa sagittal and coronal brain EPIs, the dcm_qa_fmap
+  gradient echo, and nibabel's bundled ``anatomical.nii`` brain. The dcm_qa AXIAL EPI is
+  kept out: the test that a brain gives "no cord found" runs on it;
 * phantoms: subject seeds ``PHANTOM_TRAIN_BASE + i`` for training and
   ``PHANTOM_HOLDOUT_BASE + i`` for validation (never used in training).
 """
@@ -45,6 +49,12 @@ REAL_TRAIN = (
              "data-testing/derivatives/labels/sub-unf01/anat/sub-unf01_T1w_seg-manual.nii.gz", "T1w"),
     RealScan("sct_tutorial_data/multi_subject/data/sub-05/anat/sub-05_acq-MTon_MTS.nii.gz",
              "sct_tutorial_data/multi_subject/data/sub-05/anat/sub-05_acq-MTon_MTS_seg.nii.gz", "MT"),
+)
+NEGATIVE_TRAIN = (
+    "dcm_qa/Ref/sag_asc_36sl_19.nii",
+    "dcm_qa/Ref/cor_asc_36sl_13.nii",
+    "dcm_qa_fmap/Ref/Si_2_gre_field_magph_e1.nii",
+    "nibabel:anatomical.nii",
 )
 REAL_HOLDOUT = tuple(
     RealScan(f"gm-challenge-data/{s}/anat/{s}_run-1_T2starw.nii.gz",
@@ -95,6 +105,35 @@ def real_cases(scans: Sequence[RealScan], card: ModelCard, root: Path = SHARED_D
             targets = soft_targets_from_fractions(region, zeros, zeros)
             return build_case(scan.image, image, targets, "cord", card, validation)
         cases.append(_cached(scan.image, cache, card, make, validation))
+    return cases
+
+
+def _negative_path(name: str, root: Path) -> Path:
+    if name.startswith("nibabel:"):
+        import nibabel.tests
+        return Path(nibabel.tests.__file__).parent / "data" / name.split(":", 1)[1]
+    return root / name
+
+
+def negative_cases(names: Sequence[str], card: ModelCard, root: Path = SHARED_DATA,
+                   cache: Path | None = None) -> list[TrainingCase]:
+    """Locator cases of scans without a cord (target: background everywhere); missing ones
+    skipped with a warning. The segmenter has no use for them (it runs inside a cord box)."""
+    if card.task != "locate":
+        return []
+    cases = []
+    for name in names:
+        path = _negative_path(name, root)
+        if not path.is_file():
+            log.warning("scan without a cord %s not found: skipped", path)
+            continue
+
+        def make(name=name, path=path):
+            image = load(path, nonfinite="zero")
+            zeros = np.zeros(image.spatial_shape, np.float32)
+            return build_case(f"no cord: {name}", image,
+                              soft_targets_from_fractions(zeros, zeros, zeros), "cord", card)
+        cases.append(_cached(f"no cord: {name}", cache, card, make, False))
     return cases
 
 

@@ -82,6 +82,8 @@ def load_data(config: TrainConfig, card: ModelCard, cache: Path,
             log.warning("%s not found: training without real scans", data_root)
         real_train = sources.real_cases(sources.REAL_TRAIN, card, data_root, cache)
         real_holdout = sources.real_cases(sources.REAL_HOLDOUT, card, data_root, cache, validation=True)
+    if config.use_negatives:
+        real_train = real_train + sources.negative_cases(sources.NEGATIVE_TRAIN, card, data_root, cache)
     description = {
         "phantom_train_seeds": train_seeds, "phantom_holdout_seeds": holdout_seeds,
         "phantom_train_cases": len(phantom_train), "phantom_holdout_cases": len(phantom_holdout),
@@ -153,11 +155,12 @@ def load_checkpoint(state: _State, path: Path, config: TrainConfig) -> None:
 
 def train_step(state: _State, data: TrainingData, config: TrainConfig, card: ModelCard) -> float:
     batch = draw_batch(data.phantom_train, data.real_train, config.batch_size, card.patch_size,
-                       state.rng, config.augment, config.real_fraction, config.focus_fraction)
+                       state.rng, config.augment, config.real_fraction, config.focus_fraction,
+                       config.graft_fraction)
     state.network.train()
     with torch.autocast("cpu", dtype=torch.bfloat16):
         logits = state.network(batch.image)
-    loss = masked_loss(logits.float(), batch.target, batch.annotations)
+    loss = masked_loss(logits.float(), batch.target, batch.annotations, config.volume_weight)
     state.optimiser.zero_grad(set_to_none=True)
     loss.backward()
     state.optimiser.step()

@@ -6,6 +6,11 @@ fine-grid probabilities are block-averaged (``models.input.block_average``), lab
 argmax, truth is the argmax of the block-averaged targets (for phantoms the majority label
 of the partial volume; for real scans the manual mask). Dice per label is pooled over
 cases (sum of overlaps / sum of sizes) and also averaged over cases whose truth has it.
+For a model with a graft label (the last of four), the graft volume as graftwatch
+measures it (sum of graft probabilities) is compared with the partial-volume truth:
+``graft_volume`` gives the median absolute error in % over cases whose truth graft
+holds at least one input voxel, and the mean of the predicted graft volume, in input
+voxels, over cases with no graft at all (what a control would wrongly report).
 """
 
 from __future__ import annotations
@@ -63,10 +68,19 @@ def score_cases(network: nn.Module, cases: Sequence[TrainingCase], patch: Sequen
     overlap: dict[str, float] = {}
     size: dict[str, float] = {}
     per_case: dict[str, list[float]] = {}
+    volume_errors, false_volumes = [], []
     for case in cases:
         probs = predict_probabilities(network, case.image.astype(np.float32), patch, device)
         predicted = _labels_on_input_grid(probs, case.factors)
         truth = _labels_on_input_grid(case.target_fractions(), case.factors)
+        if case.annotation == "full" and len(label_names) == 4:
+            voxels = int(np.prod(case.factors))
+            predicted_graft = float(probs[3].sum()) / voxels
+            true_graft = float(case.target_fractions()[3].sum()) / voxels
+            if true_graft >= 1.0:
+                volume_errors.append(100.0 * abs(predicted_graft - true_graft) / true_graft)
+            elif true_graft == 0.0:
+                false_volumes.append(predicted_graft)
         if case.annotation == "cord" or len(label_names) == 2:
             pairs = {"cord region": (predicted > 0, truth > 0)}
         else:
@@ -78,7 +92,15 @@ def score_cases(network: nn.Module, cases: Sequence[TrainingCase], patch: Sequen
             size[name] = size.get(name, 0.0) + total
             if t.any():
                 per_case.setdefault(name, []).append(2 * inter / total)
-    return {"cases": len(cases),
+    result = {"cases": len(cases),
             "dice_pooled": {n: round(2 * overlap[n] / size[n], 4) if size[n] else None for n in overlap},
             "dice_mean": {n: round(float(np.mean(v)), 4) for n, v in per_case.items()},
             "cases_with_label": {n: len(v) for n, v in per_case.items()}}
+    if volume_errors or false_volumes:
+        result["graft_volume"] = {
+            "median_abs_error_pct": round(float(np.median(volume_errors)), 2) if volume_errors else None,
+            "cases": len(volume_errors),
+            "mean_false_voxels_without_graft": (round(float(np.mean(false_volumes)), 3)
+                                                if false_volumes else None),
+            "cases_without_graft": len(false_volumes)}
+    return result

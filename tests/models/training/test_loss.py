@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from imaging.errors import ModelError
-from models.training.loss import masked_loss, soft_dice
+from models.training.loss import VOLUME_SMOOTH, masked_loss, soft_dice
 
 
 def _onehot(labels: torch.Tensor, k: int = 4) -> torch.Tensor:
@@ -40,3 +40,18 @@ def test_soft_dice_of_empty_label_is_one_and_mismatch_is_refused():
         masked_loss(torch.zeros(1, 2, 2, 2, 2), torch.zeros(1, 2, 2, 2, 2), ["bones"])
     with pytest.raises(ModelError, match="differ"):
         masked_loss(torch.zeros(1, 2, 2, 2, 2), torch.zeros(1, 3, 2, 2, 2), ["full"])
+
+
+def test_graft_volume_term_penalises_a_wrong_graft_volume_only_when_weighted():
+    target = torch.zeros(1, 4, 6, 6, 6)
+    target[:, 1] = 1.0
+    target[:, 1, 2:4, 2:4, 2:4] = 0.7
+    target[:, 3, 2:4, 2:4, 2:4] = 0.3                 # a partial-volume graft of 2.4 voxels
+    logits = torch.zeros(1, 4, 6, 6, 6)
+    logits[:, 1] = 20.0                                 # no graft predicted at all
+    plain = masked_loss(logits, target, ["full"])
+    weighted = masked_loss(logits, target, ["full"], volume_weight=1.0)
+    expected = 2.4 / (2.4 + VOLUME_SMOOTH)              # |0 - 2.4| / (2.4 + smooth), nearly
+    assert float(weighted - plain) == pytest.approx(expected, rel=0.02)
+    cord_only = masked_loss(logits, target, ["cord"], volume_weight=1.0)
+    assert float(cord_only) == pytest.approx(float(masked_loss(logits, target, ["cord"])))

@@ -25,8 +25,25 @@ def test_patch_outside_the_case_is_padded_as_background():
 def test_focused_batches_find_the_tiny_graft_and_are_seeded():
     case = _case()
     batches = [draw_batch([case], [], 8, (8, 8, 8), np.random.default_rng(s), AugmentConfig.none(),
-                          0.0, 1.0) for s in (1, 1, 2)]
+                          0.0, 0.0, 1.0) for s in (1, 1, 2)]
     np.testing.assert_array_equal(batches[0].image, batches[1].image)
     with_graft = (batches[0].target[:, 3].flatten(1).max(1).values > 0.5).float().mean()
     assert with_graft >= 0.5
     assert batches[0].annotations == ("full",) * 8
+
+
+def test_graft_focus_finds_a_graft_that_fills_less_than_half_a_voxel():
+    case = _case()
+    target = case.target.copy()
+    target[3] = np.where(target[3] > 0, 60, 0)          # about a quarter of each voxel
+    faint = TrainingCase("faint", case.image, target, "full")
+    batch = draw_batch([faint], [], 8, (8, 8, 8), np.random.default_rng(3), AugmentConfig.none(),
+                       0.0, 0.0, 1.0)
+    assert (batch.target[:, 3].flatten(1).max(1).values > 0.2).float().mean() >= 0.5
+
+
+def test_lesion_focus_never_centres_on_a_graft_free_case_by_mistake():
+    batch = draw_batch([_case()], [], 8, (8, 8, 8), np.random.default_rng(4), AugmentConfig.none(),
+                       0.0, 1.0, 0.0)
+    # no lesion in the case: the centres fall back to the cord region, the graft is rarely seen
+    assert (batch.target[:, 1].flatten(1).max(1).values > 0.5).float().mean() >= 0.5
