@@ -25,8 +25,8 @@ from models.unet import UNet3D
 log = logging.getLogger(__name__)
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-DEFAULT_MODEL = "graftwatch-seg-v2"
-DEFAULT_LOCATOR = "graftwatch-locator-v2"
+DEFAULT_MODEL = "graftwatch-seg-v1"
+DEFAULT_LOCATOR = "graftwatch-locator-v1"
 
 
 @dataclass(frozen=True)
