@@ -7,7 +7,9 @@
   soft Dice; how the network splits the region into cord, lesion and graft is left free.
 
 For ``full`` samples of a model with a graft label (the last one), a volume term adds
-``volume_weight x |sum P(graft) - sum target graft| / (sum target graft + VOLUME_SMOOTH)``:
+``volume_weight x |sum P(graft) - sum target graft| / (sum P + sum target + VOLUME_SMOOTH)``,
+a relative volume error bounded by 1 like a Dice loss (a patch without graft and a
+diffuse false graft cannot swamp the other terms):
 graftwatch reports graft volumes as sums of probabilities, so the network is taught that
 its graft probability is a partial-volume fraction, not only a boundary.
 
@@ -45,8 +47,8 @@ def _full_loss(logits: torch.Tensor, target: torch.Tensor, volume_weight: float 
     dice = soft_dice(probability[1:], target[1:]).mean()
     loss = cross_entropy + (1 - dice)
     if volume_weight and logits.shape[0] > 3:
-        truth = target[-1].sum()
-        loss = loss + volume_weight * (probability[-1].sum() - truth).abs() / (truth + VOLUME_SMOOTH)
+        truth, predicted = target[-1].sum(), probability[-1].sum()
+        loss = loss + volume_weight * (predicted - truth).abs() / (predicted + truth + VOLUME_SMOOTH)
     return loss
 
 

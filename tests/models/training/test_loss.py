@@ -51,7 +51,16 @@ def test_graft_volume_term_penalises_a_wrong_graft_volume_only_when_weighted():
     logits[:, 1] = 20.0                                 # no graft predicted at all
     plain = masked_loss(logits, target, ["full"])
     weighted = masked_loss(logits, target, ["full"], volume_weight=1.0)
-    expected = 2.4 / (2.4 + VOLUME_SMOOTH)              # |0 - 2.4| / (2.4 + smooth), nearly
+    expected = 2.4 / (2.4 + VOLUME_SMOOTH)              # |0 - 2.4| / (0 + 2.4 + smooth), nearly
     assert float(weighted - plain) == pytest.approx(expected, rel=0.02)
     cord_only = masked_loss(logits, target, ["cord"], volume_weight=1.0)
     assert float(cord_only) == pytest.approx(float(masked_loss(logits, target, ["cord"])))
+
+
+def test_graft_volume_term_is_bounded_for_a_diffuse_false_graft():
+    target = torch.zeros(1, 4, 8, 8, 8)
+    target[:, 1] = 1.0                                  # no graft in the patch
+    diffuse = torch.zeros(1, 4, 8, 8, 8)                # every label equally likely
+    plain = masked_loss(diffuse, target, ["full"])
+    weighted = masked_loss(diffuse, target, ["full"], volume_weight=1.0)
+    assert 0.8 < float(weighted - plain) <= 1.0
