@@ -6,8 +6,12 @@ from dataclasses import dataclass, field, replace
 
 from imaging.errors import ModelError
 from models.card import LOCATE_LABELS, SEGMENT_LABELS, ModelCard
-from models.registry import DEFAULT_LOCATOR, DEFAULT_MODEL
 from models.training.augment import AugmentConfig
+
+# What this recipe trains next. The registry's defaults name the models that ship now; they
+# move to these names when weights trained by this recipe are installed.
+SEG_NAME = "graftwatch-seg-v2"
+LOCATOR_NAME = "graftwatch-locator-v2"
 
 
 @dataclass(frozen=True)
@@ -45,14 +49,14 @@ def base_card(config: TrainConfig) -> ModelCard:
     """The card of the model a config trains, before training fills in the rest."""
     if config.model == "seg":
         card = ModelCard(
-            name=DEFAULT_MODEL, task="segment", contrasts=("T2w", "T2starw"),
+            name=SEG_NAME, task="segment", contrasts=("T2w", "T2starw"),
             spacing_mm=(0.6, 0.6, 0.6), patch_size=(48, 48, 64), labels=SEGMENT_LABELS,
             architecture={"in_channels": 1, "out_channels": 4, "channels": [16, 32, 64, 96],
                           "strides": [2, 2, 2], "norm": "instance", "dropout": 0.0},
             normalisation="percentile")
     elif config.model == "locator":
         card = ModelCard(
-            name=DEFAULT_LOCATOR, task="locate", contrasts=("T2w", "T2starw"),
+            name=LOCATOR_NAME, task="locate", contrasts=("T2w", "T2starw"),
             spacing_mm=(2.0, 2.0, 2.0), patch_size=(64, 64, 64), labels=LOCATE_LABELS,
             architecture={"in_channels": 1, "out_channels": 2, "channels": [8, 16, 32],
                           "strides": [2, 2], "norm": "instance", "dropout": 0.0},
