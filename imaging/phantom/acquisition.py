@@ -37,6 +37,7 @@ def bias_field(shape: tuple[int, int, int], amplitude: float,
 
 def rician(clean: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
     """Magnitude of the clean (real) signal plus complex Gaussian noise of sd ``sigma``."""
-    real = clean + rng.normal(0.0, sigma, size=clean.shape).astype(np.float32)
-    imag = rng.normal(0.0, sigma, size=clean.shape).astype(np.float32)
-    return np.sqrt(real * real + imag * imag).astype(np.float32)
+    sd = np.float32(sigma)
+    real = clean.astype(np.float32) + sd * rng.standard_normal(clean.shape, dtype=np.float32)
+    imag = sd * rng.standard_normal(clean.shape, dtype=np.float32)
+    return np.hypot(real, imag)

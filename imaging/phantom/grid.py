@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from scipy.spatial.transform import Rotation
@@ -78,6 +79,33 @@ class Supersampled:
     @property
     def slices(self) -> tuple[slice, slice, slice]:
         return tuple(slice(a, b) for a, b in zip(self.lo, self.hi))  # type: ignore[return-value]
+
+    @property
+    def n_voxels(self) -> int:
+        return int(np.prod([b - a for a, b in zip(self.lo, self.hi)]))
+
+    @property
+    def box_shape(self) -> tuple[int, int, int]:
+        return tuple(b - a for a, b in zip(self.lo, self.hi))  # type: ignore[return-value]
+
+    @cached_property
+    def voxel_index(self) -> np.ndarray:
+        """Flat index (C order over the box) of the voxel each point (flat) falls in."""
+        n = self.box_shape
+        i, j, k = (np.arange(a * s, dtype=np.int64) // s for a, s in zip(n, self.sub))
+        return ((i[:, None, None] * n[1] + j[None, :, None]) * n[2] + k[None, None, :]).ravel()
+
+    def voxel_sums(self, weights: np.ndarray | None, channels: np.ndarray | None = None,
+                   n_channels: int = 1, points: np.ndarray | None = None) -> np.ndarray:
+        """(voxels, n_channels) float64 sums of point ``weights`` (None: counts) per voxel and
+        channel; ``points`` (flat indices) restricts the sum to those points, whose
+        weights and channels are then given for them only."""
+        index = self.voxel_index if points is None else self.voxel_index[points]
+        if channels is not None:
+            index = index * n_channels + np.ravel(channels)
+        w = None if weights is None else np.ravel(weights)
+        sums = np.bincount(index, weights=w, minlength=self.n_voxels * n_channels)
+        return sums.reshape(self.n_voxels, n_channels)
 
     def average(self, values: np.ndarray) -> np.ndarray:
         """Box-average point values back onto the voxels (float32)."""

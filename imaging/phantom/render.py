@@ -13,7 +13,9 @@ import numpy as np
 from scipy.ndimage import gaussian_filter
 
 from imaging.phantom import anatomy as A
-from imaging.phantom.contrast import PointTissue, gre_points, t2w_points
+from imaging.phantom.contrast import (EDEMA_CHANNEL, GRAFT_CHANNEL, N_CHANNELS, PointTissue,
+                                      channel_table, channel_weights, gre_points,
+                                      point_values, t2w_points)
 from imaging.phantom.graft import GraftState, calibrated_graft, texture
 from imaging.phantom.grid import (Grid, Supersampled, body_extent, scanner_from_body,
                                   session_grid, supersample, voxel_box)
@@ -56,27 +58,64 @@ class CleanSession:
 
 
 def render_session(spec: PhantomSpec, session: SessionSpec, graft: GraftState,
-                   injury: InjuryState, textures: Textures) -> CleanSession:
+                   injury: InjuryState, textures: Textures, per_point: bool = False
+                   ) -> CleanSession:
+    """Noise-free T2w (and T2*w echoes) and truth fractions of one session.
+
+    All contrasts come from one set of per-voxel channel sums (``contrast.channel_table``);
+    ``per_point=True`` evaluates every contrast point by point instead (the slower
+    reference the channel sums reproduce to float32 rounding).
+    """
     grid = session_grid(session)
     body_from_scanner = np.linalg.inv(scanner_from_body(session))
+    echoes = session.echo_times_ms
+    table = channel_table(spec.tissues, echoes)
+    signals = _signals_per_point if per_point else _signals
     whole = supersample(grid, body_from_scanner, (0, 0, 0), grid.shape, COARSE_STEP_MM)
     coarse = PointTissue(A.tissue_labels(whole.x, whole.y, whole.z, spec.anatomy),
                          None, None, None, None, None)
-    t2w = whole.average(t2w_points(coarse, spec.tissues))
-    echoes = session.echo_times_ms
-    relax = spec.graft.relaxivity_per_s_per_ug_per_mm3
-    gre = [whole.average(gre_points(coarse, spec.tissues, te, relax)) for te in echoes]
+    images = signals(spec, whole, coarse, table, echoes)
     del whole, coarse
     fine = supersample(grid, body_from_scanner, *_cord_box(grid, body_from_scanner, spec),
                        FINE_STEP_MM)
     pt, scale = _fine_tissue(spec, fine, graft, injury, textures)
-    box = fine.slices
-    t2w[box] = fine.average(t2w_points(pt, spec.tissues))
-    for image, te in zip(gre, echoes):
-        image[box] = fine.average(gre_points(pt, spec.tissues, te, relax))
+    images[fine.slices] = signals(spec, fine, pt, table, echoes)
     fractions = _truth_fractions(grid, fine, pt)
-    return CleanSession(grid, body_from_scanner, t2w, np.stack(gre, axis=-1) if gre else None,
-                        *fractions, graft_scale=scale)
+    return CleanSession(grid, body_from_scanner, images[..., 0],
+                        images[..., 1:] if echoes else None, *fractions, graft_scale=scale)
+
+
+def _signals(spec: PhantomSpec, points: Supersampled, pt: PointTissue, table: np.ndarray,
+             echoes) -> np.ndarray:
+    """(box..., 1 + echoes) float32 voxel means from channel sums, iron added point by point."""
+    w = channel_weights(pt)
+    sums = np.zeros((points.n_voxels, N_CHANNELS))
+    sums[:, :len(A.TISSUES)] = points.voxel_sums(w.static, pt.labels, len(A.TISSUES))
+    if w.edema is not None:
+        where = np.flatnonzero(w.edema)
+        sums[:, EDEMA_CHANNEL] = points.voxel_sums(w.edema[where], points=where)[:, 0]
+    if w.graft is not None:
+        sums[:, GRAFT_CHANNEL] = points.voxel_sums(w.graft, points=pt.graft_index)[:, 0]
+    voxels = sums @ table
+    if pt.iron_ug_per_mm3 is not None and echoes:
+        where = np.flatnonzero(pt.iron_ug_per_mm3)
+        rate = np.asarray(echoes) / 1000.0 * spec.graft.relaxivity_per_s_per_ug_per_mm3
+        change = np.expm1(-np.outer(pt.iron_ug_per_mm3.ravel()[where], rate))
+        change *= point_values(pt, w, table[:, 1:], where)
+        n = len(echoes)
+        voxels[:, 1:] += points.voxel_sums(change, np.tile(np.arange(n), where.size), n,
+                                           points=np.repeat(where, n))
+    voxels /= np.prod(points.sub)
+    return voxels.astype(np.float32).reshape(*points.box_shape, table.shape[1])
+
+
+def _signals_per_point(spec: PhantomSpec, points: Supersampled, pt: PointTissue,
+                       table: np.ndarray, echoes) -> np.ndarray:
+    """The reference: every contrast evaluated at every point, then box-averaged."""
+    relax = spec.graft.relaxivity_per_s_per_ug_per_mm3
+    images = [points.average(t2w_points(pt, spec.tissues))]
+    images += [points.average(gre_points(pt, spec.tissues, te, relax)) for te in echoes]
+    return np.stack(images, axis=-1)
 
 
 def _cord_box(grid: Grid, body_from_scanner: np.ndarray, spec: PhantomSpec):
@@ -116,33 +155,43 @@ def iron_density(spec: PhantomSpec, fine: Supersampled, in_cord: np.ndarray, g: 
                              spec.graft.injection_volume_mm3, fine.point_volume_mm3, fine.step_mm)
     dv = fine.point_volume_mm3
     living = graft.living_iron_ug
-    density = np.zeros(g.shape, dtype=np.float64)
-    if g.sum() > 0:
-        density += living * g / (g.sum() * dv)
-    else:
+    g_total, g0_total = float(g.sum(dtype=np.float64)), float(g0.sum(dtype=np.float64))
+    if g_total <= 0:
         living = 0.0
-    density += (graft.iron_ug - living) * g0 / (g0.sum() * dv)
     sigma = [spec.graft.bloom_sigma_mm / s for s in fine.step_per_axis_mm]
-    support = np.argwhere(density > 0)
     margin = np.ceil(BLOOM_TRUNCATE * np.asarray(sigma)).astype(int) + 1
-    lo = np.maximum(support.min(axis=0) - margin, 0)
-    hi = np.minimum(support.max(axis=0) + margin + 1, density.shape)
+    support = np.unravel_index(np.flatnonzero(g0 if living == 0.0 else (g > 0) | (g0 > 0)),
+                               g.shape)
+    lo = np.maximum([a.min() for a in support] - margin, 0)
+    hi = np.minimum([a.max() for a in support] + margin + 1, g.shape)
     crop = tuple(slice(a, b) for a, b in zip(lo, hi))
-    density[crop] = gaussian_filter(density[crop], sigma, mode="constant",
-                                    truncate=BLOOM_TRUNCATE)
-    return density.astype(np.float32)
+    local = (graft.iron_ug - living) / (g0_total * dv) * g0[crop].astype(np.float64)
+    if living > 0:
+        local += living / (g_total * dv) * g[crop]
+    density = np.zeros(g.shape, dtype=np.float32)
+    density[crop] = gaussian_filter(local, sigma, mode="constant", truncate=BLOOM_TRUNCATE)
+    return density
 
 
 def _truth_fractions(grid: Grid, fine: Supersampled, pt: PointTissue):
-    labels = pt.labels
+    """Graft, lesion and healthy-cord fractions (exclusive) per voxel, on the whole grid."""
+    labels = pt.labels.ravel()
     cord_tissue = (labels == A.WM) | (labels == A.GM)
-    oedematous = cord_tissue & (pt.edema >= 0.5)
+    oedematous = cord_tissue & (pt.edema.ravel() >= 0.5)
     lesion = (labels == A.CYST) | (labels == A.HEMORRHAGE) | oedematous
     healthy = cord_tissue & ~oedematous
-    keep = 1.0 - pt.graft
+    part = lesion.astype(np.int8) + 2 * healthy.astype(np.int8)     # 0 other, 1, 2
+    keep = np.ones(labels.size, dtype=np.float32)
+    graft = np.zeros(fine.n_voxels)
+    if pt.graft_index is not None and pt.graft_index.size:
+        g = pt.graft.ravel()[pt.graft_index]
+        keep[pt.graft_index] -= g
+        graft = fine.voxel_sums(g, points=pt.graft_index)[:, 0]
+    cord = np.flatnonzero(part)
+    sums = fine.voxel_sums(keep[cord], part[cord], 3, points=cord)
     out = []
-    for values in (pt.graft, lesion * keep, healthy * keep):
+    for values in (graft, sums[:, 1], sums[:, 2]):
         full = np.zeros(grid.shape, dtype=np.float32)
-        full[fine.slices] = fine.average(values.astype(np.float32))
+        full[fine.slices] = (values / np.prod(fine.sub)).reshape(fine.box_shape)
         out.append(full)
     return out
