@@ -305,8 +305,11 @@ def _discover_dicom(path: Path, transplant_date: Any) -> Subject:
 
 # --- entry points ------------------------------------------------------------------------------
 def _is_bids_subject(path: Path) -> bool:
+    """sub-X with a sessions table or ses-*/anat folders; a DICOM tree laid out as
+    sub-X/ses-Y/<series> (BIDS sourcedata) has neither and is read as DICOM."""
     return path.name.startswith("sub-") and (
-        any(p.is_dir() for p in path.glob("ses-*")) or (path / f"{path.name}_sessions.tsv").exists())
+        (path / f"{path.name}_sessions.tsv").exists()
+        or any((p / "anat").is_dir() for p in path.glob("ses-*")))
 
 
 def discover_subject(path: str | Path, transplant_date: Any = None) -> Subject:

@@ -32,7 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="acquisition plane of every session (default: random per session)")
     parser.add_argument("--sessions", type=int, default=6, help="sessions per subject (1-6)")
     parser.add_argument("--dicom", action="store_true",
-                        help="DICOM export (not implemented yet: refused with a message)")
+                        help="also write every session as DICOM series under "
+                             "OUT/sourcedata/sub-X/ses-Y/ (study dates = participants.tsv "
+                             "transplant_date + days_post_transplant)")
     parser.add_argument("--force", action="store_true", help="write into a non-empty OUT")
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser

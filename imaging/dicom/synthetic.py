@@ -1,14 +1,18 @@
-"""Write realistic single-frame MR DICOM series with pydicom (tests and benchmarks).
+"""Write realistic single-frame MR DICOM series with pydicom (phantom export, tests, benchmarks).
 
 The array is given in graftwatch order (x = column, y = row, z = slice[, echo]);
 geometry is given in DICOM terms (LPS): image orientation (row direction, then
 column direction), the position of the first slice, and pixel spacing as DICOM
 orders it (row spacing, column spacing). Slice ``k`` of echo ``e`` lies at
 ``origin + offset[k] * normal`` with ``normal = row_dir x col_dir``.
+``geometry_from_affine`` gives those fields for a graftwatch (RAS) affine, and
+``stored_integers`` turns a float image into unsigned 16-bit values with the
+RescaleSlope / RescaleIntercept that give it back.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -41,6 +45,7 @@ class SeriesSpec:
     acquisition_time: str = "101500.000000"
     patient_id: str = "SUBJ01"
     patient_name: str = "Doe^Jane"
+    patient_birth_date: str | None = "19800101"    # None: the tag is left out
     extra: dict = field(default_factory=dict)
 
     def with_uids(self, rng: np.random.Generator) -> "SeriesSpec":
@@ -48,6 +53,41 @@ class SeriesSpec:
         def uid() -> str:
             return generate_uid(entropy_srcs=[str(rng.integers(0, 2**62))])
         return replace(self, series_uid=self.series_uid or uid(), study_uid=self.study_uid or uid())
+
+
+def geometry_from_affine(affine: np.ndarray, n_slices: int) -> dict:
+    """SeriesSpec geometry fields (orientation, origin_lps, pixel_spacing_mm, slice spacing
+    and offsets) of a voxel -> RAS affine whose third axis is perpendicular to the first two.
+
+    The slice normal is row x column direction; slices run along it or against it
+    (negative offsets), as the affine says.
+    """
+    lps = np.diag([-1.0, -1.0, 1.0]) @ np.asarray(affine, dtype=float)[:3]
+    spacing = np.linalg.norm(lps[:, :3], axis=0)
+    row_dir, col_dir, slice_dir = (lps[:, i] / spacing[i] for i in range(3))
+    normal = np.cross(row_dir, col_dir)
+    along = float(slice_dir @ normal)
+    if abs(abs(along) - 1.0) > 1e-6:
+        raise ValueError(f"affine {np.round(affine, 4).tolist()}: slices are not perpendicular "
+                         "to the image plane; a single-frame series cannot hold them")
+    step = float(spacing[2]) * (1.0 if along > 0 else -1.0)
+    return {"orientation": tuple(float(v) for v in (*row_dir, *col_dir)),
+            "origin_lps": tuple(float(v) for v in lps[:, 3]),
+            "pixel_spacing_mm": (float(spacing[1]), float(spacing[0])),
+            "slice_spacing_mm": float(spacing[2]),
+            "slice_offsets_mm": tuple(step * k for k in range(n_slices))}
+
+
+def stored_integers(array: np.ndarray, max_stored: int = 65000
+                    ) -> tuple[np.ndarray, tuple[float, float]]:
+    """(uint16 values, (slope, intercept)) with value = stored x slope + intercept to within
+    slope / 2; the slope has at most 6 significant digits, so it is written exactly."""
+    data = np.asarray(array, dtype=np.float64)
+    lo, hi = (float(data.min()), float(data.max())) if data.size else (0.0, 0.0)
+    intercept = float(min(math.floor(lo), 0))
+    slope = float(f"{max(hi - intercept, 1e-12) / max_stored:.5e}")
+    stored = np.clip(np.rint((data - intercept) / slope), 0, 65535).astype(np.uint16)
+    return stored, (slope, intercept)
 
 
 def _slice_offsets(spec: SeriesSpec, n_slices: int) -> np.ndarray:
@@ -70,7 +110,8 @@ def _base_dataset(spec: SeriesSpec, rows: int, columns: int, dtype: np.dtype) ->
     ds.StudyDate = ds.SeriesDate = ds.AcquisitionDate = spec.study_date
     ds.StudyTime = ds.AcquisitionTime = spec.acquisition_time
     ds.PatientID, ds.PatientName = spec.patient_id, spec.patient_name
-    ds.PatientBirthDate = "19800101"
+    if spec.patient_birth_date is not None:
+        ds.PatientBirthDate = spec.patient_birth_date
     ds.ScanningSequence, ds.SequenceVariant = spec.scanning_sequence, spec.sequence_variant
     ds.SequenceName = spec.sequence_name
     ds.MRAcquisitionType = "2D"

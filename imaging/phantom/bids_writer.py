@@ -18,6 +18,7 @@ seed gives the same bytes.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Any, Sequence
@@ -31,7 +32,8 @@ DATASET_NAME = "graftwatch phantom"
 TRUTH_PIPELINE = "phantom-truth"
 BIDS_VERSION = "1.9.0"
 DSEG_LABELS = ((0, "background"), (1, "cord"), (2, "lesion"), (3, "graft"))
-PARTICIPANT_COLUMNS = ("participant_id", "injected_cells", "label", "control", "survival_model",
+PARTICIPANT_COLUMNS = ("participant_id", "injected_cells", "label", "transplant_date", "control",
+                       "survival_model",
                        "plateau", "tau_days", "doubling_days", "packing_density_cells_per_mm3",
                        "injection_volume_ul", "iron_pg_per_cell", "iron_half_life_days",
                        "fluorine_atoms_per_cell")
@@ -58,10 +60,10 @@ def write_dataset_description(out: Path, seed: int | None) -> None:
               ({"index": i, "name": n} for i, n in DSEG_LABELS))
 
 
-def participant_row(subject: SimulatedSubject) -> dict[str, Any]:
+def participant_row(subject: SimulatedSubject, transplant: dt.date) -> dict[str, Any]:
     g = subject.spec.graft
     return {"participant_id": subject.subject_id, "injected_cells": float(g.injected_cells),
-            "label": g.label, "control": g.control, "survival_model": g.survival_model,
+            "label": g.label, "transplant_date": transplant.isoformat(), "control": g.control, "survival_model": g.survival_model,
             "plateau": g.plateau, "tau_days": g.tau_days, "doubling_days": g.doubling_days,
             "packing_density_cells_per_mm3": g.packing_density_cells_per_mm3,
             "injection_volume_ul": g.injection_volume_mm3, "iron_pg_per_cell": g.iron_pg_per_cell,
@@ -69,10 +71,15 @@ def participant_row(subject: SimulatedSubject) -> dict[str, Any]:
             "fluorine_atoms_per_cell": g.fluorine_atoms_per_cell}
 
 
-def write_participants(out: Path, subjects: Sequence[SimulatedSubject]) -> None:
-    write_tsv(out / "participants.tsv", PARTICIPANT_COLUMNS, map(participant_row, subjects))
+def write_participants(out: Path, subjects: Sequence[SimulatedSubject],
+                       transplant_dates: Sequence[dt.date]) -> None:
+    write_tsv(out / "participants.tsv", PARTICIPANT_COLUMNS,
+              map(participant_row, subjects, transplant_dates))
     write_json(out / "participants.json", {
         "injected_cells": {"Description": "cells injected (0 for a graft-free control)"},
+        "transplant_date": {"Description": "day of the injection (ISO date): session dates, "
+                                           "e.g. DICOM StudyDate under sourcedata, are this "
+                                           "date + days_post_transplant"},
         "label": {"Description": "how the graft is seen", "Levels": {
             "none": "label-free (T2w)", "spio": "iron-labelled (multi-echo T2*w)",
             "19f": "fluorine-labelled (19F MRI)"}},

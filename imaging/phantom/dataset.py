@@ -12,6 +12,7 @@ from imaging.errors import PhantomError
 from imaging.phantom import contract as C
 from imaging.phantom.bids_writer import (write_dataset_description, write_participants,
                                          write_subject)
+from imaging.phantom.dicom_writer import transplant_date, write_subject_dicom
 from imaging.phantom.sampling import MAX_SESSIONS, sample_spec
 from imaging.phantom.simulate import simulate_subject
 
@@ -34,7 +35,10 @@ def write_dataset(out: Path, n_subjects: int, seed: int,
                   n_sessions: int = MAX_SESSIONS) -> Path:
     """Simulate ``n_subjects`` (labels taken in turn) and write them under ``out``.
 
-    Same arguments -> identical bytes in every file.
+    ``dicom=True`` also writes every session as DICOM series under ``OUT/sourcedata``
+    (``imaging.phantom.dicom_writer``); each subject's transplant date, from which the
+    DICOM study dates count, is in participants.tsv. Same arguments -> identical bytes in
+    every file.
     """
     if n_subjects < 1:
         raise PhantomError(f"n_subjects = {n_subjects}; expected at least 1")
@@ -42,9 +46,6 @@ def write_dataset(out: Path, n_subjects: int, seed: int,
         raise PhantomError("labels is empty; expected some of ('none', 'spio', '19f')")
     for label in labels:
         C.require_choice("label", label, C.LABELS)
-    if dicom:
-        raise PhantomError("DICOM export of phantoms is not implemented yet; run without "
-                           "dicom=True (--dicom) and convert the NIfTI files if you need DICOM")
     out = Path(out)
     cohort_seed, *subject_seeds = np.random.SeedSequence(seed).spawn(n_subjects + 1)
     controls = control_indices(n_subjects, np.random.default_rng(cohort_seed))
@@ -55,10 +56,13 @@ def write_dataset(out: Path, n_subjects: int, seed: int,
                            resolution=resolution, plane=plane, n_sessions=n_sessions)
         subject = simulate_subject(spec, rng, subject_id=f"sub-{index + 1:03d}")
         write_subject(out, subject)
+        if dicom:
+            write_subject_dicom(out, subject, transplant_date(index), seed,
+                                np.random.default_rng(child.spawn(1)[0]))
         subjects.append(_summary(subject))
         log.info("%s written (%s%s)", subject.subject_id, spec.graft.label,
                  ", control" if spec.graft.control else "")
-    write_participants(out, subjects)
+    write_participants(out, subjects, [transplant_date(i) for i in range(n_subjects)])
     write_dataset_description(out, seed)
     return out
 

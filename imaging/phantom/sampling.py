@@ -145,7 +145,7 @@ def sample_graft(rng: np.random.Generator, label: str, control: bool,
 def _session_days(rng: np.random.Generator, n_sessions: int) -> list[float]:
     days = [-_u(rng, (1.0, 14.0)), _u(rng, (1.0, 7.0))]
     days += [d + _u(rng, (-3.0, 3.0)) for d in FOLLOW_UP_DAYS]
-    return [round(d, 1) for d in days[:n_sessions]]
+    return [float(round(d)) for d in days[:n_sessions]]    # sessions fall on whole days
 
 
 def _pose(rng: np.random.Generator, limit: float) -> tuple[float, float, float]:

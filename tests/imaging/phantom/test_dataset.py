@@ -13,19 +13,12 @@ from imaging.errors import OutputError
 from imaging.io import load, load_labels
 from imaging.phantom import write_dataset
 from imaging.phantom.dataset import control_indices
+from tests.imaging.phantom.conftest import DATASET_ARGS
 
 
 def _tsv(path: Path) -> list[dict[str, str]]:
     with path.open(newline="") as handle:
         return list(csv.DictReader(handle, delimiter="\t"))
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    out = tmp_path_factory.mktemp("phantom") / "bids"
-    write_dataset(out, n_subjects=2, seed=3, labels=("spio", "19f"), plane="sagittal",
-                  n_sessions=2)
-    return out
 
 
 def test_layout_names_and_columns(dataset):
@@ -86,12 +79,13 @@ def test_graft_volume_in_truth_table_matches_the_written_probseg(dataset):
 
 
 def test_same_seed_gives_identical_files(dataset, tmp_path):
+    """Every file, the DICOM export included (its UIDs derive from the seed)."""
     again = tmp_path / "again"
-    write_dataset(again, n_subjects=2, seed=3, labels=("spio", "19f"), plane="sagittal",
-                  n_sessions=2)
+    write_dataset(again, **DATASET_ARGS)
     first = sorted(p.relative_to(dataset) for p in dataset.rglob("*") if p.is_file())
     second = sorted(p.relative_to(again) for p in again.rglob("*") if p.is_file())
     assert first == second and len(first) > 20
+    assert sum(rel.parts[0] == "sourcedata" for rel in first) > 20
     for rel in first:
         assert (dataset / rel).read_bytes() == (again / rel).read_bytes(), rel
 
@@ -125,9 +119,3 @@ def test_command_refuses_a_non_empty_folder_without_force(tmp_path):
     assert (out / "sub-001" / "ses-01" / "anat" / "sub-001_ses-01_T2w.nii.gz").exists()
     with pytest.raises(SystemExit):
         main([str(out), "--contrast", "gd"])
-
-
-def test_dicom_export_is_refused_until_it_exists(tmp_path):
-    from imaging.errors import PhantomError
-    with pytest.raises(PhantomError, match="DICOM export of phantoms is not implemented"):
-        write_dataset(tmp_path / "d", n_subjects=1, seed=0, dicom=True)
