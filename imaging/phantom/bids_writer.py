@@ -11,9 +11,10 @@ The layout is a contract that other simulators and evaluations share (issue 3):
     OUT/derivatives/phantom-truth/sub-X/ses-Y/anat/sub-X_ses-Y_dseg.nii.gz,
         _label-graft_probseg, _label-lesion_probseg, _label-cord_probseg (T2w grid),
         _acq-19F_label-reference_mask (19F grid)
+    OUT/sourcedata/sub-X/ses-Y/<series>/IM*.dcm        with dicom=True (dicom_writer.py)
 
-Every file is written atomically; NIfTI gzip streams carry no time stamp, so the same
-seed gives the same bytes.
+Every BIDS file is written atomically (DICOM files directly); NIfTI gzip streams carry no
+time stamp and DICOM UIDs derive from the seed, so the same seed gives the same bytes.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from imaging.phantom import anatomy as A
-from imaging.phantom.graft import GraftState, deposit_fraction
+from imaging.phantom.graft import GraftState, deposit_fraction, reach_mm
 from imaging.phantom.grid import Grid, axis_aligned_grid, body_extent, supersample, voxel_box
 from imaging.phantom.spec import PhantomSpec, SessionSpec
 
@@ -58,8 +58,7 @@ def render_fluorine(spec: PhantomSpec, session: SessionSpec, body_from_scanner: 
 
 
 def _graft_atoms(spec, grid, body_from_scanner, graft: GraftState, scale: float) -> np.ndarray:
-    reach = max(np.linalg.norm(d.offset_mm) + max(d.width_mm, d.length_mm) * scale / 2
-                for d in spec.graft.deposits) + 1.0
+    reach = reach_mm(spec.graft, scale) + 1.0
     cy = float(A.centreline_y(np.array(0.0), spec.anatomy))
     lo, hi = voxel_box(grid, body_from_scanner, (-reach, cy - reach, -reach),
                        (reach, cy + reach, reach), pad=0)

@@ -116,7 +116,8 @@ def deposit_fraction(x, y, z, anatomy: AnatomySpec, g: GraftSpec, scale: float,
     return out.reshape(np.shape(x))
 
 
-def _reach_mm(g: GraftSpec, scale: float) -> float:
+def reach_mm(g: GraftSpec, scale: float) -> float:
+    """Distance (mm) from the epicentre that the deposits scaled by ``scale`` can reach."""
     return max(np.linalg.norm(d.offset_mm) + max(d.width_mm, d.length_mm) * scale / 2
                for d in g.deposits)
 
@@ -135,14 +136,14 @@ def calibrated_graft(x, y, z, in_cord: np.ndarray, anatomy: AnatomySpec, g: Graf
     nominal = sum(math.pi / 6 * d.width_mm ** 2 * d.length_mm for d in g.deposits)
     scale = (volume_mm3 / nominal) ** (1.0 / 3.0)
     for _ in range(4):
-        reach = _reach_mm(g, scale * 2.5) + 2 * step_mm
+        reach = reach_mm(g, scale * 2.5) + 2 * step_mm
         near = np.flatnonzero((np.abs(np.ravel(x)) < reach) & (np.abs(np.ravel(z)) < reach)
                               & np.ravel(in_cord))
         px, py, pz = (np.ravel(a)[near] for a in (x, y, z))
         scale, frac = solve_scale(
             lambda s: deposit_fraction(px, py, pz, anatomy, g, s, step_mm),
             volume_mm3, point_volume_mm3, scale)
-        if _reach_mm(g, scale) + step_mm < reach:
+        if reach_mm(g, scale) + step_mm < reach:
             break
     out.ravel()[near] = frac
     return out, scale

@@ -1,8 +1,11 @@
 """One session, noise-free: tissue at sub-voxel points -> voxel signals and truth fractions.
 
 Two tiers: the whole field of view is supersampled at about 1 mm (background anatomy),
-and a box that holds the whole cord (so every lesion and graft point) at about 0.25 mm.
-The fine tier replaces the coarse one inside its box, so truth fractions are exact.
+and a box that holds the whole cord (so every lesion and graft point) at about 0.3 mm.
+The fine tier replaces the coarse one inside its box, so truth fractions are exact. When
+there is iron, its R2* spreads beyond the cord: a second fine box, as long as the iron's
+reach along the cord and wider by the blooming kernel, is rendered with the iron and
+replaces the first inside it (the same sub-voxel points, so the graft is the same).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from imaging.phantom import anatomy as A
 from imaging.phantom.contrast import (EDEMA_CHANNEL, GRAFT_CHANNEL, N_CHANNELS, PointTissue,
                                       channel_table, channel_weights, gre_points,
                                       point_values, t2w_points)
-from imaging.phantom.graft import GraftState, calibrated_graft, texture
+from imaging.phantom.graft import GraftState, calibrated_graft, reach_mm, texture
 from imaging.phantom.grid import (Grid, Supersampled, body_extent, scanner_from_body,
                                   session_grid, supersample, voxel_box)
 from imaging.phantom.injury import InjuryState, apply_injury
@@ -81,6 +84,12 @@ def render_session(spec: PhantomSpec, session: SessionSpec, graft: GraftState,
     pt, scale = _fine_tissue(spec, fine, graft, injury, textures)
     images[fine.slices] = signals(spec, fine, pt, table, echoes)
     fractions = _truth_fractions(grid, fine, pt)
+    if graft.iron_ug > 0:
+        bloom = supersample(grid, body_from_scanner,
+                            *bloom_box(grid, body_from_scanner, spec, fine, pt, scale),
+                            FINE_STEP_MM)
+        with_iron, _ = _fine_tissue(spec, bloom, graft, injury, textures, iron=True)
+        images[bloom.slices] = signals(spec, bloom, with_iron, table, echoes)
     return CleanSession(grid, body_from_scanner, images[..., 0],
                         images[..., 1:] if echoes else None, *fractions, graft_scale=scale)
 
@@ -118,22 +127,36 @@ def _signals_per_point(spec: PhantomSpec, points: Supersampled, pt: PointTissue,
     return np.stack(images, axis=-1)
 
 
-def _cord_box(grid: Grid, body_from_scanner: np.ndarray, spec: PhantomSpec):
+def _cord_box(grid: Grid, body_from_scanner: np.ndarray, spec: PhantomSpec,
+              margin_mm: float = CORD_MARGIN_MM, z_range=None):
+    """Voxel box holding the cord (plus ``margin_mm``) over the field of view, or over
+    body-frame heights ``z_range``."""
     a = spec.anatomy
     lo, hi = body_extent(grid, body_from_scanner)
-    zs = np.linspace(lo[2], hi[2], 64)
-    cy = A.centreline_y(zs, a)
-    margin = CORD_MARGIN_MM
-    if spec.graft.label == "spio":   # room for the blooming kernel to spread the iron
-        margin += BLOOM_TRUNCATE * spec.graft.bloom_sigma_mm
-    half_w = a.cord_half_width_mm + margin
-    half_d = a.cord_half_depth_mm + margin
-    return voxel_box(grid, body_from_scanner, (-half_w, cy.min() - half_d, lo[2]),
-                     (half_w, cy.max() + half_d, hi[2]))
+    z_lo, z_hi = (lo[2], hi[2]) if z_range is None else z_range
+    cy = A.centreline_y(np.linspace(z_lo, z_hi, 64), a)
+    half_w = a.cord_half_width_mm + margin_mm
+    half_d = a.cord_half_depth_mm + margin_mm
+    return voxel_box(grid, body_from_scanner, (-half_w, cy.min() - half_d, z_lo),
+                     (half_w, cy.max() + half_d, z_hi))
+
+
+def bloom_box(grid: Grid, body_from_scanner: np.ndarray, spec: PhantomSpec,
+              fine: Supersampled, pt: PointTissue, scale: float):
+    """Voxel box the iron's R2* can reach: the graft's and the injection footprint's extent
+    along the cord, and the cord, each widened by the blooming kernel's support."""
+    g = spec.graft
+    _, injection_scale = calibrated_graft(
+        fine.x, fine.y, fine.z, np.isin(pt.labels, A.CORD_TISSUES), spec.anatomy, g,
+        g.injection_volume_mm3, fine.point_volume_mm3, fine.step_mm)
+    spread = BLOOM_TRUNCATE * g.bloom_sigma_mm + 3 * fine.step_mm
+    reach = max(reach_mm(g, s) for s in (scale, injection_scale) if s > 0) + spread
+    return _cord_box(grid, body_from_scanner, spec, CORD_MARGIN_MM + spread,
+                     (-reach - CORD_MARGIN_MM, reach + CORD_MARGIN_MM))
 
 
 def _fine_tissue(spec: PhantomSpec, fine: Supersampled, graft: GraftState, injury: InjuryState,
-                 textures: Textures) -> tuple[PointTissue, float]:
+                 textures: Textures, iron: bool = False) -> tuple[PointTissue, float]:
     labels = A.tissue_labels(fine.x, fine.y, fine.z, spec.anatomy)
     in_cord = np.isin(labels, A.CORD_TISSUES)
     edema = apply_injury(labels, fine.x, fine.y, fine.z, spec.anatomy, spec.injury, injury)
@@ -143,8 +166,8 @@ def _fine_tissue(spec: PhantomSpec, fine: Supersampled, graft: GraftState, injur
     px, py, pz = (a.ravel()[index] for a in (fine.x, fine.y, fine.z))
     tex = 1.0 + spec.graft.texture_amplitude * texture(px, py, pz, textures.waves_per_mm,
                                                        textures.phases)
-    iron = iron_density(spec, fine, in_cord, g, graft) if graft.iron_ug > 0 else None
-    return PointTissue(labels, edema, g, index, tex, iron), scale
+    density = iron_density(spec, fine, in_cord, g, graft) if iron else None
+    return PointTissue(labels, edema, g, index, tex, density), scale
 
 
 def iron_density(spec: PhantomSpec, fine: Supersampled, in_cord: np.ndarray, g: np.ndarray,

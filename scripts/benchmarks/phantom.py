@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         med = [_median(rows, c) for c in range(6)]
         print(f"{label:>5} {'med':>4} {med[0]:>6.2f} / {med[1]:<6.2f} "
               f"{med[2]:>6.2f} / {med[3]:<7.2f} {med[4]:>6.2f} / {med[5]:<7.2f}"
-              f"  render {med[5] / max(med[3], 1e-9):.1f}x faster than per-point (CPU)")
+              f"  per-point / channel render CPU: {med[5] / max(med[3], 1e-9):.2f}")
         verdict.append(f"{label} {med[0]:.2f} s wall, {med[1]:.2f} s CPU")
     print(f"median subject: {'; '.join(verdict)} (target <= {TARGET_S} s); load average "
           f"{load_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end "

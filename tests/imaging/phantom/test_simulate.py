@@ -131,18 +131,28 @@ def test_spio_void_outlives_the_cells(lost_spio):
 
 def test_iron_integral_is_preserved_by_the_blooming_kernel(lost_spio):
     from imaging.phantom import anatomy as A
+    from imaging.phantom.contrast import PointTissue
+    from imaging.phantom.graft import calibrated_graft
     from imaging.phantom.grid import scanner_from_body, session_grid, supersample
-    from imaging.phantom.render import _cord_box, iron_density
+    from imaging.phantom.render import _cord_box, bloom_box, iron_density
     spec = lost_spio
     session = spec.sessions[1]
     state = graft_state(spec.graft, session.days_post_transplant)
     grid = session_grid(session)
     body = np.linalg.inv(scanner_from_body(session))
-    fine = supersample(grid, body, *_cord_box(grid, body, spec), 0.3)
-    in_cord = np.isin(A.tissue_labels(fine.x, fine.y, fine.z, spec.anatomy), A.CORD_TISSUES)
-    from imaging.phantom.graft import calibrated_graft
-    g, _ = calibrated_graft(fine.x, fine.y, fine.z, in_cord, spec.anatomy, spec.graft,
-                            state.volume_mm3, fine.point_volume_mm3, fine.step_mm)
+
+    def graft_at(points):
+        labels = A.tissue_labels(points.x, points.y, points.z, spec.anatomy)
+        in_cord = np.isin(labels, A.CORD_TISSUES)
+        return labels, in_cord, *calibrated_graft(
+            points.x, points.y, points.z, in_cord, spec.anatomy, spec.graft,
+            state.volume_mm3, points.point_volume_mm3, points.step_mm)
+    cord = supersample(grid, body, *_cord_box(grid, body, spec), 0.3)
+    labels, _, _, scale = graft_at(cord)
+    fine = supersample(grid, body, *bloom_box(grid, body, spec, cord,
+                                              PointTissue(labels, *[None] * 5), scale), 0.3)
+    _, in_cord, g, fine_scale = graft_at(fine)
+    assert fine_scale == pytest.approx(scale, rel=1e-9)        # the same graft in both boxes
     iron = iron_density(spec, fine, in_cord, g, state)
     assert float(iron.sum()) * fine.point_volume_mm3 == pytest.approx(state.iron_ug, rel=1e-3)
     assert np.count_nonzero(iron > 1e-6 * iron.max()) > 2 * np.count_nonzero(g)  # blooms
