@@ -22,7 +22,7 @@ so iron there is a lower bound.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
 import numpy as np
@@ -159,15 +159,29 @@ def spio_estimates(inputs: Sequence[LabelledInput], base_index: int | None,
     estimates = spio(iron, measurements, config.iron_pg_per_cell, config.injected_cells,
                      config.generator(), config.confidence, config.min_graft_volume_mm3,
                      config.bootstrap_samples)
+    unchecked = _unchecked_note(measurements, config.min_graft_volume_mm3)
     results = []
     for i, (item, e, fe) in enumerate(zip(inputs, estimates, iron)):
         if i in reasons:
             e = not_quantifiable("spio", item.timepoint, reasons[i], e.assumptions)
+        elif e.status == "ok" and unchecked:
+            e = replace(e, reason=unchecked)
         results.append(LabelledResult(e, None if fe is _NO_IRON else fe, region=SPIO_REGION))
     return tuple(results)
 
 
 _NO_IRON = IronMeasurement(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+
+
+def _unchecked_note(measurements: Sequence[GraftMeasurement], min_volume_mm3: float) -> str:
+    """Why lingering iron cannot be ruled out: no graft volume curve to compare the iron with."""
+    post = [m for m in measurements if m.days_post_transplant >= 0]
+    first = min(post, key=lambda m: m.days_post_transplant) if post else None
+    if first is None or first.volume_mm3 >= min_volume_mm3:
+        return ""
+    return ("the T2w graft volume is below the detection limit at the first post-injection "
+            "scan, so whether iron outlives the cells (macrophages) cannot be checked: this "
+            "count may include the iron of dead cells")
 
 
 def _iron_at(item: LabelledInput, baseline_r2: Volume | None,

@@ -106,6 +106,8 @@ def test_spio_iron_is_measured_against_the_baseline_with_an_empty_graft_label(sp
         # cells = iron / iron per cell
         assert result.estimate.value == pytest.approx(result.iron.iron_ug * 1e6 / 20.0, rel=1e-9)
     assert "does not depend on the graft label" in results[1].region
+    # no graft volume to compare the iron with: the count says lingering iron is unchecked
+    assert "cannot be checked" in results[1].estimate.reason
 
 
 def test_spio_without_baseline_or_echoes_is_not_quantifiable_with_the_reason(spio_inputs):
