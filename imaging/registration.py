@@ -22,6 +22,7 @@ from typing import Sequence
 import numpy as np
 import SimpleITK as sitk
 
+from imaging.atomic import atomic_path
 from imaging.errors import RegistrationError
 from imaging.preprocess import mask_box
 from imaging.rigid import RigidTransform
@@ -29,7 +30,8 @@ from imaging.sitk_bridge import (point_ras_to_lps, ras_matrix_to_lps, sitk_to_vo
                                  volume_to_sitk)
 from imaging.volume import LabelVolume, Volume, require_same_space
 
-__all__ = ["RegistrationSettings", "RigidTransform", "apply_transform", "register_rigid"]
+__all__ = ["RegistrationSettings", "RigidTransform", "apply_transform", "load_itk_transform",
+           "register_rigid", "save_itk_transform"]
 
 log = logging.getLogger(__name__)
 
@@ -295,10 +297,7 @@ def apply_transform(volume: Volume, transform: RigidTransform, reference: Volume
     echo. Voxels that map outside ``volume`` get ``fill``.
     """
     labels = isinstance(volume, LabelVolume)
-    lps = ras_matrix_to_lps(transform.matrix)
-    itk = sitk.AffineTransform(3)
-    itk.SetMatrix(tuple(lps[:3, :3].ravel()))
-    itk.SetTranslation(tuple(lps[:3, 3]))
+    itk = _itk_affine(transform)
     grid = volume_to_sitk(_first(reference), dtype=np.uint8 if labels else np.float32)
     interpolator = sitk.sitkNearestNeighbor if labels else sitk.sitkLinear
     dtype = None if labels else np.float32
@@ -313,3 +312,50 @@ def apply_transform(volume: Volume, transform: RigidTransform, reference: Volume
     else:
         array = np.stack([one(i) for i in range(volume.n_volumes)], axis=-1)
     return type(volume)(array, reference.affine, volume.meta)
+
+
+# --- transform files ----------------------------------------------------------------------
+def _itk_affine(transform: RigidTransform) -> sitk.AffineTransform:
+    """The ITK (LPS) affine transform equal to ``transform``: fixed point -> moving point."""
+    lps = ras_matrix_to_lps(transform.matrix)
+    itk = sitk.AffineTransform(3)
+    itk.SetMatrix(tuple(lps[:3, :3].ravel()))
+    itk.SetTranslation(tuple(lps[:3, 3]))
+    return itk
+
+
+def save_itk_transform(transform: RigidTransform, path) -> "Path":
+    """Write ``transform`` as an ITK text transform file (atomically).
+
+    ITK conventions (LPS millimetres, fixed/output point -> moving/input point), so
+    ITK, ANTs (``antsApplyTransforms -t``), ITK-SNAP and SimpleITK resample the moving
+    (reference-session) image onto the fixed session with it. Diagnostics (residual) are
+    not part of the format; graftwatch records them in the survival JSON.
+    """
+    from pathlib import Path
+    if Path(path).suffix not in (".txt", ".tfm"):
+        raise RegistrationError(f"{path}: an ITK text transform needs a .txt or .tfm name")
+    with atomic_path(path) as tmp:
+        sitk.WriteTransform(_itk_affine(transform), str(tmp))
+    return Path(path)
+
+
+def load_itk_transform(path) -> RigidTransform:
+    """Read an ITK affine/rigid transform file written by ``save_itk_transform`` (or ITK)."""
+    try:
+        itk = sitk.ReadTransform(str(path))
+        if itk.GetName() == "CompositeTransform":
+            itk = sitk.CompositeTransform(itk).GetNthTransform(0)
+        affine = sitk.AffineTransform(3)
+        affine.SetMatrix(itk.GetMatrix())
+        affine.SetTranslation(itk.GetTranslation())
+        affine.SetCenter(itk.GetCenter())
+    except (RuntimeError, AttributeError) as exc:
+        raise RegistrationError(f"{path}: cannot read a 3-D ITK affine transform ({exc}); "
+                                "expected a file written by save_itk_transform") from exc
+    rot = np.asarray(affine.GetMatrix()).reshape(3, 3)
+    centre = np.asarray(affine.GetCenter())
+    lps = np.eye(4)
+    lps[:3, :3] = rot
+    lps[:3, 3] = np.asarray(affine.GetTranslation()) + centre - rot @ centre
+    return RigidTransform(ras_matrix_to_lps(lps))

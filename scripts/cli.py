@@ -17,6 +17,7 @@ SUBCOMMANDS = {
     "phantom": "write a simulated BIDS study with known graft truth",
     "train": "train a segmentation model on phantoms and real scans",
     "evaluate": "score a model (and a classical baseline) on held-out data",
+    "evaluate-survival": "survival analysis against phantom truth (fraction, CI, iron, 19F, flags)",
     "segment": "segment one scan with a shipped model",
     "analyze": "analyse one subject: graft at every timepoint, survival, flags",
     "batch": "analyse every subject under a root folder or manifest",
@@ -51,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     if name not in SUBCOMMANDS:
         print(f"graftwatch: unknown subcommand {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
-    module = importlib.import_module(f"scripts.{name}")
+    module = importlib.import_module(f"scripts.{name.replace('-', '_')}")
     from imaging.errors import GraftwatchError
     try:
         return int(module.main(rest) or 0)

@@ -203,14 +203,15 @@ class IronMeasurement:
 
 def iron_mass(r2star: Volume, baseline_r2star: Volume, region: Volume,
               relaxivity_per_s_per_ug_per_mm3: float, noise_region: LabelVolume | None = None,
-              confidence: float = 0.95) -> IronMeasurement:
+              confidence: float = 0.95, noise_sd_per_s: float | None = None) -> IronMeasurement:
     """Iron = sum over the region of w * delta-R2* / relaxivity * voxel volume.
 
     ``region`` (a mask, or weights in [0, 1]) must cover the blooming halo around the graft
     (see ``quantify.grow_region``). The per-voxel delta-R2* noise is the robust spread (1.4826 x MAD)
     of delta-R2* in ``noise_region`` (e.g. normal cord away from the graft; default: every
-    finite voxel outside the region); voxels are taken as independent, so the iron sd is
-    noise * sqrt(sum w^2) * voxel volume / relaxivity; detection limit = 3 sd.
+    finite voxel outside the region), unless ``noise_sd_per_s`` gives it; voxels are taken as
+    independent, so the iron sd is noise * sqrt(sum w^2) * voxel volume / relaxivity;
+    detection limit = 3 sd.
     """
     require_same_space(r2star, baseline_r2star)
     require_same_space(r2star, region)
@@ -224,7 +225,10 @@ def iron_mass(r2star: Volume, baseline_r2star: Volume, region: Volume,
                             "have a non-finite R2*; expected a fitted R2* everywhere in the region "
                             "(cap the fit, e.g. at 1000 /s)")
     vv = r2star.voxel_volume_mm3
-    noise_sd = _robust_sd(delta, inside, noise_region)
+    if noise_sd_per_s is not None and not (np.isfinite(noise_sd_per_s) and noise_sd_per_s >= 0):
+        raise AnalysisError(f"noise_sd_per_s={noise_sd_per_s!r}; expected a non-negative number")
+    noise_sd = (_robust_sd(delta, inside, noise_region) if noise_sd_per_s is None
+                else float(noise_sd_per_s))
     scale = vv / relaxivity_per_s_per_ug_per_mm3
     iron = float((weights[inside] * delta[inside]).sum() * scale)
     sd = float(noise_sd * np.sqrt((weights ** 2).sum()) * scale)

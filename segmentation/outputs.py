@@ -2,6 +2,9 @@
 
     OUT/sub-X/ses-Y/anat/sub-X_ses-Y_dseg.nii.gz                labels (0-3)
     OUT/sub-X/ses-Y/anat/sub-X_ses-Y_label-graft_probseg.nii.gz graft partial-volume fraction
+    OUT/sub-X/ses-Y/anat/sub-X_ses-Y_from-B_to-Y_mode-image_xfm.txt  rigid transform from the
+        baseline session ses-B (ITK text file, LPS: resamples ses-B's images onto ses-Y;
+        written for every registered timepoint; matrix in RAS and residual in survival.json)
     OUT/sub-X/sub-X_timepoints.tsv                              one row per timepoint
     OUT/sub-X/sub-X_survival.json                               fit, flags, assumptions, provenance
     OUT/sub-X/sub-X_outputs.json                                written last: every file + sha256
@@ -27,7 +30,13 @@ TIMEPOINT_COLUMNS = (
     # beyond the contract's columns
     "graft_volume_hard_mm3", "estimated_cells_ci_low", "estimated_cells_ci_high",
     "cell_estimate_method", "cell_estimate_status", "lesion_length_mm", "lesion_max_width_mm",
-    "cord_csa_mm2", "iron_ug", "fluorine_cells", "registration_residual_mm", "device",
+    "cord_csa_mm2", "registration_residual_mm", "device",
+    # SPIO (label 'spio') and 19F (label '19f') subjects; n/a for the others
+    "iron_ug", "iron_ci_low_ug", "iron_ci_high_ug", "estimated_cells_spio",
+    "estimated_cells_spio_ci_low", "estimated_cells_spio_ci_high", "surviving_fraction_spio",
+    "cell_estimate_spio_status", "fluorine_atoms", "fluorine_atoms_ci_low",
+    "fluorine_atoms_ci_high", "estimated_cells_19f", "estimated_cells_19f_ci_low",
+    "estimated_cells_19f_ci_high", "surviving_fraction_19f", "cell_estimate_19f_status",
 )
 MANIFEST_SUFFIX = "_outputs.json"
 
@@ -43,6 +52,13 @@ def dseg_path(out_dir: Path, subject_id: str, session_id: str) -> Path:
 def graft_probseg_path(out_dir: Path, subject_id: str, session_id: str) -> Path:
     return (session_anat_dir(out_dir, subject_id, session_id)
             / f"{subject_id}_{session_id}_label-graft_probseg.nii.gz")
+
+
+def transform_path(out_dir: Path, subject_id: str, session_id: str, reference_id: str) -> Path:
+    """The rigid transform that resamples the reference (baseline) session onto this one."""
+    return (session_anat_dir(out_dir, subject_id, session_id)
+            / f"{subject_id}_{session_id}_from-{reference_id.removeprefix('ses-')}"
+              f"_to-{session_id.removeprefix('ses-')}_mode-image_xfm.txt")
 
 
 def manifest_path(out_dir: Path, subject_id: str) -> Path:

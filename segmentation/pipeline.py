@@ -10,9 +10,12 @@ Steps per subject (DESIGN.md data flow):
 Quantities are measured in each timepoint's own space (a rigid move changes no volume);
 only the baseline's look-alike map is moved.
 
-Label-free estimates run for every subject. SPIO (R2*) and 19F estimators exist as
-functions (``segmentation.cells``) but are not yet wired into this pipeline: for such
-subjects the result says so in its assumptions.
+Label-free estimates run for every subject. For label 'spio' subjects the iron (delta-R2*
+of each session's multi-echo T2*w against the registered baseline) and for '19f' subjects
+the 19F count (acq-19F image against a reference tube found on it) are added per timepoint
+(``segmentation.labelled``, which documents the region used: the injection neighbourhood,
+not only the graft label). Each timepoint's baseline registration is kept
+(``TimepointResult.transform``) and written by ``subject_outputs``.
 """
 
 from __future__ import annotations
@@ -31,8 +34,9 @@ from imaging.study import Subject, Timepoint
 from imaging.volume import LabelVolume, Volume
 from segmentation.cells import CellEstimate, label_free
 from segmentation.config import AnalysisConfig
-from segmentation.flags import (Flag, growth_flags, lost_graft_flags, no_baseline_flags,
-                                registration_flags)
+from segmentation.flags import (Flag, growth_flags, lingering_iron_flags, lost_graft_flags,
+                                no_baseline_flags, registration_flags)
+from segmentation.labelled import LabelledInput, LabelledResult, labelled_estimates
 from segmentation.quantify import GraftMeasurement, TimepointMetrics, quantify_timepoint
 from segmentation.records import json_safe
 from segmentation.survival import SurvivalFit, fit_survival
@@ -40,6 +44,7 @@ from segmentation.survival import SurvivalFit, fit_survival
 log = logging.getLogger(__name__)
 
 PRIMARY_CONTRASTS = ("T2w", "T2starw")
+LABEL_CONTRASTS = ("T2starw", "19F")   # read by the SPIO / 19F estimates
 GRAFT = 3
 
 
@@ -77,6 +82,8 @@ class TimepointResult:
     lookalike_note: str
     device: str
     images: TimepointImages = field(repr=False)
+    labelled: LabelledResult | None = None   # SPIO or 19F estimate (label 'spio' / '19f')
+    transform: Any = None   # imaging.rigid.RigidTransform, this timepoint -> baseline points
 
     def measurement(self) -> GraftMeasurement:
         return self.metrics.measurement(self.session_id, self.days_post_transplant)
@@ -115,6 +122,7 @@ class SubjectResult:
                 "lesion_length_mm": m.lesion_length_mm, "lesion_max_width_mm": m.lesion_max_width_mm,
                 "cord_csa_mm2": m.cord_csa_mm2,
                 "registration_residual_mm": tp.registration_residual_mm, "device": tp.device,
+                **_labelled_columns(tp.labelled),
             })
         for session_id, days in self.failed_sessions:
             rows.append({"session_id": session_id, "days_post_transplant": days,
@@ -131,10 +139,32 @@ class SubjectResult:
             "timepoints": [{"session_id": tp.session_id, "days_post_transplant": tp.days_post_transplant,
                             "scan": tp.scan, "metrics": tp.metrics.to_dict(),
                             "cell_estimate": tp.estimate, "lookalikes": tp.lookalike_note,
-                            "registration_residual_mm": tp.registration_residual_mm}
+                            "labelled_estimate": tp.labelled and tp.labelled.to_dict(),
+                            "registration_residual_mm": tp.registration_residual_mm,
+                            "transform": tp.transform and tp.transform.to_dict()}
                            for tp in self.timepoints],
             "provenance": dict(self.provenance),
         })
+
+
+def _labelled_columns(labelled: LabelledResult | None) -> dict[str, Any]:
+    """iron_ug / fluorine_atoms and estimated_cells_<method> columns of a labelled estimate."""
+    if labelled is None:
+        return {}
+    e = labelled.estimate
+    method = e.method
+    row = {f"estimated_cells_{method}": e.value, f"estimated_cells_{method}_ci_low": e.ci_low,
+           f"estimated_cells_{method}_ci_high": e.ci_high,
+           f"surviving_fraction_{method}": e.surviving_fraction,
+           f"cell_estimate_{method}_status": e.status}
+    if method == "spio":
+        iron = labelled.iron
+        row.update(zip(("iron_ug", "iron_ci_low_ug", "iron_ci_high_ug"),
+                       (None,) * 3 if iron is None else (iron.iron_ug, iron.ci_low_ug, iron.ci_high_ug)))
+    else:
+        row.update(zip(("fluorine_atoms", "fluorine_atoms_ci_low", "fluorine_atoms_ci_high"),
+                       labelled.fluorine_atoms or (None,) * 3))
+    return row
 
 
 def primary_scan(timepoint: Timepoint):
@@ -181,14 +211,14 @@ def _baseline_index(segmented: list[_Segmented]) -> int | None:
 
 
 def _baseline_lookalikes(target: _Segmented, baseline: _Segmented, abnormal: Volume):
-    """Baseline look-alike map moved onto ``target``'s grid, and the registration residual."""
+    """Baseline look-alike map moved onto ``target``'s grid, and the registration."""
     from imaging.registration import apply_transform, register_rigid
     cord = LabelVolume((np.asarray(target.labels.array) >= 1).astype(np.uint8), target.labels.affine)
     moving_cord = LabelVolume((np.asarray(baseline.labels.array) >= 1).astype(np.uint8),
                               baseline.labels.affine)
     transform = register_rigid(target.image, baseline.image, fixed_mask=cord, moving_mask=moving_cord)
     moved = apply_transform(abnormal, transform, target.labels)
-    return Volume(np.clip(moved.array, 0.0, 1.0), moved.affine), float(transform.residual_mm)
+    return Volume(np.clip(moved.array, 0.0, 1.0), moved.affine), transform
 
 
 def analyze_subject(subject: Subject, config: AnalysisConfig, device: str = "auto",
@@ -200,25 +230,23 @@ def analyze_subject(subject: Subject, config: AnalysisConfig, device: str = "aut
     """
     from models.registry import DEFAULT_LOCATOR, DEFAULT_MODEL, load_model
     from segmentation.device import resolve_device
-    from segmentation.lookalikes import baseline_abnormality, exclude_lookalikes
+    from segmentation.lookalikes import exclude_lookalikes
     if not subject.timepoints:
         raise AnalysisError(f"{subject.root}: subject {subject.subject_id} has no timepoints")
     torch_device = resolve_device(device)
     models = (load_model(model or DEFAULT_MODEL, torch_device), load_model(DEFAULT_LOCATOR, torch_device))
     segmented, failed = _segment_all(subject, models, torch_device, tta)
     base_i = _baseline_index(segmented)
-    abnormal = None
-    if base_i is not None:
-        b = segmented[base_i]
-        abnormal = baseline_abnormality(b.image.echo(0) if b.image.array.ndim == 4 else b.image,
-                                        b.labels)
-    flags: list[Flag] = [*no_baseline_flags(base_i is not None), *(f for _, _, f in failed)]
+    abnormal, baseline_flags = _baseline_map(segmented, base_i)
+    flags: list[Flag] = [*no_baseline_flags(base_i is not None), *baseline_flags,
+                         *(f for _, _, f in failed)]
     results = []
     for i, s in enumerate(segmented):
-        residual, moved = None, None
+        residual, moved, transform = None, None, None
         if abnormal is not None and i != base_i:
             try:
-                moved, residual = _baseline_lookalikes(s, segmented[base_i], abnormal)
+                moved, transform = _baseline_lookalikes(s, segmented[base_i], abnormal)
+                residual = float(transform.residual_mm)
             except RegistrationError as exc:
                 log.warning("%s %s: %s", subject.subject_id, s.timepoint.label, exc)
                 residual = float("nan")
@@ -229,25 +257,43 @@ def analyze_subject(subject: Subject, config: AnalysisConfig, device: str = "aut
                                      exclusion.graft_probability_samples, config.confidence)
         if moved is None and i != base_i:
             metrics = exclusion.widened(metrics)
-        results.append((s, metrics, residual, exclusion.note))
+        results.append((s, metrics, residual, exclusion.note, transform))
     measurements = [m.measurement(s.timepoint.label, s.timepoint.days or 0.0)
-                    for s, m, _, _ in results]
+                    for s, m, *_ in results]
     estimates = label_free(measurements, config.injected_cells, config.generator(),
                            config.confidence)
-    flags += _subject_flags(measurements, config)
+    labelled = _labelled(results, base_i, measurements, config)
+    flags += [*_subject_flags(measurements, config),
+              *lingering_iron_flags([r.estimate for r in labelled])]
     timepoints = tuple(
         TimepointResult(s.timepoint.label, float(s.timepoint.days or 0.0), i == base_i, s.scan_path,
-                        m, e, r, note, s.device, TimepointImages(s.image, s.labels, s.graft_probability))
-        for i, ((s, m, r, note), e) in enumerate(zip(results, estimates)))
+                        m, e, r, note, s.device, TimepointImages(s.image, s.labels, s.graft_probability),
+                        labelled[i] if labelled else None, transform)
+        for i, ((s, m, r, note, transform), e) in enumerate(zip(results, estimates)))
     survival = fit_survival([e.days_post_transplant for e in estimates],
                             [e.surviving_fraction for e in estimates],
                             [e.surviving_fraction_ci_low for e in estimates],
                             [e.surviving_fraction_ci_high for e in estimates],
                             config.generator(), config.confidence)
     return SubjectResult(subject_id or output_id(subject), config, timepoints, survival, tuple(flags),
-                         _assumptions(estimates, config),
+                         _assumptions([*estimates, *(r.estimate for r in labelled)], labelled),
                          _provenance(subject, models, segmented, torch_device),
                          tuple((label, days) for label, days, _ in failed))
+
+
+def _baseline_map(segmented, base_i: int | None) -> tuple[Volume | None, list[Flag]]:
+    """The baseline's look-alike map; a baseline without a usable cord is a flag, not a crash."""
+    from segmentation.lookalikes import baseline_abnormality
+    if base_i is None:
+        return None, []
+    b = segmented[base_i]
+    try:
+        return baseline_abnormality(b.image.echo(0) if b.image.array.ndim == 4 else b.image,
+                                    b.labels), []
+    except AnalysisError as exc:
+        return None, [Flag("baseline_unusable", "warning", b.timepoint.label,
+                           f"baseline {b.timepoint.label} cannot be used ({exc}): look-alikes "
+                           "were not excluded and nothing was registered to it")]
 
 
 def _segment_all(subject: Subject, models, device, tta: bool):
@@ -268,6 +314,14 @@ def _segment_all(subject: Subject, models, device, tta: bool):
     return segmented, failed
 
 
+def _labelled(results, base_i: int | None, measurements,
+              config: AnalysisConfig) -> tuple[LabelledResult, ...]:
+    """SPIO / 19F estimates per timepoint (() for label-free subjects)."""
+    inputs = [LabelledInput(s.timepoint, s.labels, s.graft_probability, transform)
+              for s, _, _, _, transform in results]
+    return labelled_estimates(inputs, base_i, measurements, config)
+
+
 def _subject_flags(measurements, config: AnalysisConfig) -> list[Flag]:
     from imaging.physics import DEFAULT_PACKING_DENSITY_CELLS_PER_MM3
     from segmentation.flags import oversize_flags
@@ -278,14 +332,12 @@ def _subject_flags(measurements, config: AnalysisConfig) -> list[Flag]:
             *lost_graft_flags(measurements)]
 
 
-def _assumptions(estimates, config: AnalysisConfig) -> tuple[str, ...]:
+def _assumptions(estimates, labelled) -> tuple[str, ...]:
     seen: list[str] = []
     for e in estimates:
         seen += [a for a in e.assumptions if a not in seen]
-    if config.label in ("spio", "19f"):
-        seen.append(f"label {config.label!r}: only the label-free (graft volume) estimate is "
-                    "computed by this version's pipeline; SPIO iron and 19F counts are not yet "
-                    "reported")
+    if labelled:
+        seen.append(f"{labelled[0].estimate.method} region: {labelled[0].region}")
     return tuple(seen)
 
 
@@ -303,7 +355,11 @@ def _provenance(subject: Subject, models, segmented, device) -> dict[str, Any]:
             "subject_root": str(subject.root),
             "inputs": {s.timepoint.label: {"path": s.scan_path,
                                            "sha256": _sha256(primary_scan(s.timepoint).path)}
-                       for s in segmented}}
+                       for s in segmented},
+            "label_inputs": {s.timepoint.label: {c: {"path": str(scan.path), "sha256": _sha256(scan.path)}
+                                                 for c, scan in s.timepoint.scans.items()
+                                                 if c in LABEL_CONTRASTS}
+                             for s in segmented}}
 
 
 def output_id(subject: Subject) -> str:

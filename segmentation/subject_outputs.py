@@ -9,7 +9,7 @@ from imaging.atomic import write_text_atomic
 from imaging.io import save
 from imaging.tsv import write_tsv
 from segmentation.outputs import (TIMEPOINT_COLUMNS, dseg_path, graft_probseg_path,
-                                  write_manifest)
+                                  transform_path, write_manifest)
 
 
 def write_subject_outputs(result, out_dir: Path, include_report: bool = True,
@@ -22,6 +22,7 @@ def write_subject_outputs(result, out_dir: Path, include_report: bool = True,
         written.append(save(tp.images.labels, dseg_path(out_dir, sid, tp.session_id)))
         written.append(save(tp.images.graft_probability,
                             graft_probseg_path(out_dir, sid, tp.session_id)))
+    written += _write_transforms(result, out_dir)
     written.append(write_tsv(base / f"{sid}_timepoints.tsv", TIMEPOINT_COLUMNS, result.to_table()))
     written.append(write_text_atomic(base / f"{sid}_survival.json",
                                      json.dumps(result.to_json(), indent=2)))
@@ -31,3 +32,12 @@ def write_subject_outputs(result, out_dir: Path, include_report: bool = True,
                                             include_phi=include_phi))
     write_manifest(out_dir, sid, written)
     return written
+
+
+def _write_transforms(result, out_dir: Path) -> list[Path]:
+    """Each registered timepoint's transform from the baseline (ITK text file)."""
+    from imaging.registration import save_itk_transform
+    reference = next((tp.session_id for tp in result.timepoints if tp.is_baseline), None)
+    return [save_itk_transform(tp.transform, transform_path(out_dir, result.subject_id,
+                                                            tp.session_id, reference))
+            for tp in result.timepoints if tp.transform is not None and reference is not None]

@@ -16,7 +16,7 @@ import pytest
 
 from imaging.errors import RegistrationError
 from imaging.registration import (RegistrationSettings, RigidTransform, apply_transform,
-                                  register_rigid)
+                                  load_itk_transform, register_rigid, save_itk_transform)
 from imaging.volume import LabelVolume, Volume
 from tests.conftest import shared_path
 from tests.imaging.synthetic_cord import cord_mask, grid_affine, make_neck, sample_session
@@ -91,6 +91,29 @@ def test_transform_rejects_non_rigid_and_broken_files(tmp_path):
         RigidTransform.load(bad)
     with pytest.raises(RegistrationError, match="direction 'moving_to_fixed'"):
         RigidTransform.from_dict({"direction": "moving_to_fixed", "matrix": np.eye(4).tolist()})
+
+
+def test_itk_transform_file_maps_points_and_resamples_like_the_transform(tmp_path, rng):
+    import SimpleITK as sitk
+    from imaging.sitk_bridge import sitk_to_volume, volume_to_sitk
+    motion = RigidTransform.from_parameters([4, -3, 2], [2.5, -1.0, 3.0], center_ras=(5, -8, 12))
+    path = save_itk_transform(motion, tmp_path / "sub-1_ses-2_from-1_to-2_mode-image_xfm.txt")
+    points = rng.normal(size=(20, 3)) * 40
+    np.testing.assert_allclose(load_itk_transform(path).transform_points(points),
+                               motion.transform_points(points), atol=1e-9)
+    # ITK itself, reading the file, resamples exactly as apply_transform does
+    affine = np.diag([0.8, 0.8, 2.0, 1.0])
+    affine[:3, 3] = (-10, -12, -15)
+    image = Volume(rng.random((25, 30, 15)).astype(np.float32), affine)
+    by_itk = sitk.Resample(volume_to_sitk(image, dtype=np.float32), volume_to_sitk(image),
+                           sitk.ReadTransform(str(path)), sitk.sitkLinear, 0.0)
+    np.testing.assert_allclose(sitk_to_volume(by_itk).array,
+                               apply_transform(image, motion, image).array, atol=1e-5)
+    with pytest.raises(RegistrationError, match="needs a .txt or .tfm name"):
+        save_itk_transform(motion, tmp_path / "x.json")
+    (tmp_path / "broken.txt").write_text("not a transform")
+    with pytest.raises(RegistrationError, match="broken.txt: cannot read"):
+        load_itk_transform(tmp_path / "broken.txt")
 
 
 # --- applying a transform -----------------------------------------------------------------

@@ -98,6 +98,16 @@ def test_iron_mass_recovers_the_iron_including_the_blooming_halo(rng):
     assert grown.detection_limit_ug == pytest.approx(3 * grown.sd_ug)
 
 
+def test_iron_mass_takes_a_given_noise_level(rng):
+    later, baseline, graft = _r2star_pair(rng, iron_ug=20.0, noise_per_s=3.0)
+    measured = iron_mass(later, baseline, graft, 100.0)
+    doubled = iron_mass(later, baseline, graft, 100.0, noise_sd_per_s=2 * 3.0 * np.sqrt(2))
+    assert doubled.iron_ug == measured.iron_ug   # the noise changes the interval only
+    assert doubled.sd_ug == pytest.approx(2 * measured.sd_ug, rel=0.1)
+    with pytest.raises(AnalysisError, match="noise_sd_per_s=-1"):
+        iron_mass(later, baseline, graft, 100.0, noise_sd_per_s=-1.0)
+
+
 def test_spio_cells_ok_while_iron_and_volume_agree(rng):
     iron = [IronMeasurement(20.0, 18.0, 22.0, 1.0, 3.0, 50.0, 40.0),
             IronMeasurement(10.0, 8.0, 12.0, 1.0, 3.0, 25.0, 40.0)]

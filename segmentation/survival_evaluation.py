@@ -1,0 +1,215 @@
+"""How well ``analyze_subject`` recovers phantom truth: the table of issue 5's "what it must show".
+
+``write_cohort`` simulates held-out subjects, one seed each (``seed + i``; training uses
+seeds 1000+ and validation 900000+, the default here is 700000+), cycling through
+``CASES`` so that even four subjects hold a label-free decay, a SPIO total loss (iron that
+outlives its cells), a 19F decay and a graft-free control; overgrowth comes fifth.
+``compare`` turns one analysed subject and its truth into per-timepoint records and
+``summarise`` reduces them to the numbers the issue asks for. Nothing is read from the
+truth during the analysis itself: truth files are read here, after it.
+
+Errors: surviving fraction in percentage points (|estimate - truth| x 100). The label-free
+fraction is defined against the first post-injection scan, so ``fraction_error_points``
+compares it with truth / truth at that scan, at the later scans (the first is 1 by
+definition, and so are its interval and coverage); ``fraction_error_vs_injected_points``
+compares with living / injected cells at every post-injection scan (what the assumption
+"all injected cells were alive at the first scan" costs). Volumes, iron and 19F atoms in %
+of truth. A timepoint whose estimate is not given (not quantifiable or
+below detection) has no error; it is counted as not reported, and its interval covers the
+truth only when it has one that does.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from imaging.tsv import read_tsv
+
+CASES = (("none", "decay", False), ("spio", "total_loss", False), ("19f", "decay", False),
+         ("none", "decay", True), ("none", "overgrowth", False), ("spio", "decay", False))
+LINGERING_RATIO = 1.5   # truth iron / iron per cell above this x living cells: lingering iron
+
+
+def write_cohort(out: Path, n_subjects: int, seed: int, resolution: str,
+                 n_sessions: int) -> Path:
+    """Simulated BIDS study (truth under derivatives/phantom-truth), subject i from seed + i."""
+    from imaging.phantom import sample_spec, simulate_subject
+    from imaging.phantom.bids_writer import (write_dataset_description, write_participants,
+                                             write_subject)
+    from imaging.phantom.results import SimulatedSubject
+    summaries = []
+    for i in range(n_subjects):
+        label, survival, control = CASES[i % len(CASES)]
+        rng = np.random.default_rng(seed + i)
+        spec = sample_spec(rng, label=label, control=control, resolution=resolution,
+                           survival=survival, n_sessions=n_sessions)
+        subject = simulate_subject(spec, rng, subject_id=f"sub-{i + 1:03d}")
+        write_subject(Path(out), subject)
+        summaries.append(SimulatedSubject(subject.subject_id, spec, ()))
+    write_participants(Path(out), summaries)
+    write_dataset_description(Path(out), seed)
+    return Path(out)
+
+
+@dataclass(frozen=True)
+class Record:
+    """One post-injection timepoint of one subject: estimate against truth."""
+
+    subject_id: str
+    session_id: str
+    label: str
+    survival_model: str
+    control: bool
+    truth_fraction: float | None          # living / injected cells
+    truth_relative: float | None          # truth fraction / truth at the first post-injection scan
+    is_reference: bool                    # the first post-injection scan (fraction 1 by definition)
+    fraction: float | None
+    fraction_ci: tuple[float | None, float | None]
+    truth_volume_mm3: float
+    volume_mm3: float | None
+    truth_iron_ug: float
+    iron_ug: float | None
+    truth_fluorine_atoms: float
+    fluorine_atoms: float | None
+    truth_cells: float
+    spio_cells: float | None
+    spio_cells_ci: tuple[float | None, float | None]
+    lingering_iron: bool
+    growth_flagged: bool
+
+
+def _number(value: Any) -> float | None:
+    if value in (None, "", "n/a"):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def compare(table: Sequence[Mapping[str, Any]], flags: Iterable[str], subject_id: str,
+            truth_rows: Sequence[Mapping[str, Any]], participant: Mapping[str, Any]) -> list[Record]:
+    """Records for every post-injection timepoint (``table``: SubjectResult.to_table())."""
+    rows = {r["session_id"]: r for r in table}
+    grown = any(code in ("graft_growth", "graft_larger_than_injected") for code in flags)
+    iron_per_cell_ug = (_number(participant.get("iron_pg_per_cell")) or 0.0) * 1e-6
+    post = sorted((r for r in truth_rows if float(r["days_post_transplant"]) >= 0),
+                  key=lambda r: float(r["days_post_transplant"]))
+    reference = _number(post[0]["surviving_fraction"]) if post else None
+    records = []
+    for truth in post:
+        fraction = _number(truth["surviving_fraction"])
+        row = rows.get(truth["session_id"], {})
+        cells = float(truth["surviving_cells"])
+        iron = float(truth["iron_ug"])
+        records.append(Record(
+            subject_id, truth["session_id"], str(participant.get("label")),
+            str(participant.get("survival_model")),
+            str(participant.get("control")).lower() == "true",
+            fraction, None if fraction is None or not reference else fraction / reference,
+            truth is post[0], _number(row.get("surviving_fraction")),
+            (_number(row.get("surviving_fraction_ci_low")),
+             _number(row.get("surviving_fraction_ci_high"))),
+            float(truth["graft_volume_mm3"]), _number(row.get("graft_volume_mm3")),
+            iron, _number(row.get("iron_ug")), float(truth["fluorine_atoms"]),
+            _number(row.get("fluorine_atoms")), cells, _number(row.get("estimated_cells_spio")),
+            (_number(row.get("estimated_cells_spio_ci_low")),
+             _number(row.get("estimated_cells_spio_ci_high"))),
+            iron_per_cell_ug > 0 and iron > LINGERING_RATIO * cells * iron_per_cell_ug,
+            grown))
+    return records
+
+
+def _point_errors(pairs: Iterable[tuple[float | None, float]]) -> list[float | None]:
+    return [None if est is None else 100.0 * abs(est - truth) for est, truth in pairs]
+
+
+def _relative_errors(pairs: Iterable[tuple[float | None, float]]) -> list[float | None]:
+    return [None if est is None else 100.0 * abs(est - truth) / truth
+            for est, truth in pairs if truth > 0]
+
+
+def _stats(errors: Sequence[float | None]) -> dict[str, Any]:
+    given = [e for e in errors if e is not None]
+    return {"n": len(errors), "reported": len(given),
+            "median": float(np.median(given)) if given else None,
+            "worst": float(max(given)) if given else None}
+
+
+def _covers(low: float | None, high: float | None, truth: float) -> bool:
+    return low is not None and high is not None and low <= truth <= high
+
+
+def summarise(records: Sequence[Record]) -> dict[str, Any]:
+    """The issue's numbers for one set of records (one resolution)."""
+    grafted = [r for r in records if not r.control and r.truth_fraction is not None]
+    later = [r for r in grafted if not r.is_reference and r.truth_relative is not None]
+    covered = [_covers(*r.fraction_ci, r.truth_relative) for r in later]
+    controls = sorted({r.subject_id for r in records if r.control})
+    control_ok = [s for s in controls if all((r.volume_mm3 or 0.0) < 1.0 for r in records
+                                             if r.subject_id == s)]
+    overgrowth = sorted({r.subject_id for r in records if r.survival_model == "overgrowth"})
+    lingering = [r for r in records if r.label == "spio" and r.lingering_iron]
+    return {
+        "fraction_error_points": _stats(_point_errors((r.fraction, r.truth_relative) for r in later)),
+        "fraction_error_vs_injected_points": _stats(_point_errors(
+            (r.fraction, r.truth_fraction) for r in grafted)),
+        "fraction_ci_coverage": {"n": len(covered), "covered": int(sum(covered)),
+                                 "rate": (sum(covered) / len(covered)) if covered else None},
+        "graft_volume_error_percent": _stats(_relative_errors(
+            (r.volume_mm3, r.truth_volume_mm3) for r in grafted)),
+        "fluorine_atoms_error_percent": _stats(_relative_errors(
+            (r.fluorine_atoms, r.truth_fluorine_atoms) for r in records if r.label == "19f")),
+        "iron_error_percent": _stats(_relative_errors(
+            (r.iron_ug, r.truth_iron_ug) for r in records if r.label == "spio")),
+        "controls_no_graft": {"n": len(controls), "passed": len(control_ok)},
+        "overgrowth_flagged": {"n": len(overgrowth), "passed": len(
+            {r.subject_id for r in records if r.survival_model == "overgrowth" and r.growth_flagged})},
+        "lingering_iron_not_counted": {"n": len(lingering), "passed": sum(
+            r.spio_cells is None or _covers(*r.spio_cells_ci, r.truth_cells) for r in lingering)},
+    }
+
+
+def truth_of(study: Path, subject_id: str) -> tuple[list[dict], dict]:
+    """The truth table and participants row of one simulated subject (after the analysis)."""
+    truth = read_tsv(study / "derivatives" / "phantom-truth" / subject_id
+                     / f"{subject_id}_truth.tsv")
+    participants = {r["participant_id"]: r for r in read_tsv(study / "participants.tsv")}
+    return truth, participants[subject_id]
+
+
+def _cell(value: Any, fmt: str) -> str:
+    return "n/a" if value is None else format(value, fmt)
+
+
+def table(summaries: Mapping[str, Mapping[str, Any]]) -> str:
+    """Plain-text table: one column per resolution."""
+    names = list(summaries)
+    lines = [f"{'':54}" + "".join(f"{n:>22}" for n in names)]
+
+    def line(title: str, cells: list[str]) -> None:
+        lines.append(f"{title:54}" + "".join(f"{c:>22}" for c in cells))
+
+    def stat(key: str) -> None:
+        line(f"{key} median / worst (k/n)", [
+            f"{_cell(summaries[n][key]['median'], '.1f')} / "
+            f"{_cell(summaries[n][key]['worst'], '.1f')} "
+            f"({summaries[n][key]['reported']}/{summaries[n][key]['n']})" for n in names])
+
+    stat("fraction_error_points")
+    stat("fraction_error_vs_injected_points")
+    line("fraction 95% CI covers truth", [
+        f"{summaries[n]['fraction_ci_coverage']['covered']}/"
+        f"{summaries[n]['fraction_ci_coverage']['n']}" for n in names])
+    for key in ("graft_volume_error_percent", "fluorine_atoms_error_percent", "iron_error_percent"):
+        stat(key)
+    for key in ("controls_no_graft", "overgrowth_flagged", "lingering_iron_not_counted"):
+        line(key + " (passed/n)", [f"{summaries[n][key]['passed']}/{summaries[n][key]['n']}"
+                                   for n in names])
+    lines.append("goals: fraction within 3 points (research) / 8 points (clinical), CI coverage "
+                 ">= 90 %, volume within 10 %, 19F within 10 %, iron within 15 %; "
+                 "(k/n) = timepoints with an estimate / timepoints")
+    return "\n".join(lines)

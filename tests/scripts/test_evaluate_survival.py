@@ -1,0 +1,59 @@
+"""``graftwatch evaluate-survival`` in-process: phantoms written, truth read back, table printed.
+
+analyze_subject is replaced by one that answers from a known distortion of the truth
+(volumes 10 % high, exact fractions), so the command's bookkeeping is checked in seconds;
+the real pipeline is covered by tests/segmentation/test_pipeline_labelled.py.
+"""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import pytest
+
+from imaging.tsv import read_tsv
+from scripts import evaluate_survival
+from scripts.cli import main as cli_main
+
+
+def _from_truth(subject, config, device="auto"):
+    sid = subject.root.name
+    truth = read_tsv(subject.root.parent / "derivatives" / "phantom-truth" / sid
+                     / f"{sid}_truth.tsv")
+    post = [r for r in truth if float(r["days_post_transplant"]) >= 0]
+    first = float(post[0]["surviving_fraction"]) if post and post[0]["surviving_fraction"] != "n/a" else None
+    rows = []
+    for r in truth:
+        fraction = None if r["surviving_fraction"] == "n/a" or not first else \
+            float(r["surviving_fraction"]) / first
+        rows.append({"session_id": r["session_id"],
+                     "graft_volume_mm3": 1.1 * float(r["graft_volume_mm3"]),
+                     "surviving_fraction": fraction,
+                     "surviving_fraction_ci_low": None if fraction is None else fraction - 0.01,
+                     "surviving_fraction_ci_high": None if fraction is None else fraction + 0.01})
+    return SimpleNamespace(to_table=lambda: rows, flags=())
+
+
+def test_command_compares_with_the_truth_and_writes_the_summary(tmp_path, monkeypatch, capsys):
+    import segmentation.pipeline
+    monkeypatch.setattr(segmentation.pipeline, "analyze_subject", _from_truth)
+    out = tmp_path / "eval.json"
+    code = cli_main(["evaluate-survival", "--subjects", "1", "--sessions", "3", "--resolutions",
+                     "clinical", "--out", str(out), "--work", str(tmp_path / "work")])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "fraction_error_points" in printed and "clinical" in printed
+    saved = json.loads(out.read_text())
+    summary = saved["summary"]["clinical"]
+    assert summary["graft_volume_error_percent"]["median"] == pytest.approx(10.0, abs=1e-6)
+    assert summary["fraction_error_points"]["worst"] == pytest.approx(0.0, abs=1e-9)
+    assert summary["fraction_ci_coverage"]["rate"] == 1.0
+    assert len(saved["records"]["clinical"]) == 2 and saved["failures"] == []
+    assert (tmp_path / "work" / "clinical" / "sub-001" / "sub-001_sessions.tsv").exists()
+
+
+def test_training_seeds_and_bad_resolutions_are_refused(tmp_path):
+    for argv in (["--seed", "1000"], ["--seed", "900000"], ["--resolutions", "hd"]):
+        with pytest.raises(SystemExit):
+            evaluate_survival.main(["--out", str(tmp_path / "x.json"), *argv])
