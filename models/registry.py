@@ -25,7 +25,7 @@ from models.unet import UNet3D
 log = logging.getLogger(__name__)
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-DEFAULT_MODEL = "graftwatch-seg-v1"
+DEFAULT_MODEL = "graftwatch-seg-v2"
 DEFAULT_LOCATOR = "graftwatch-locator-v1"
 
 
