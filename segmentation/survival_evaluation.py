@@ -41,6 +41,7 @@ def write_cohort(out: Path, n_subjects: int, seed: int, resolution: str,
     from imaging.phantom import sample_spec, simulate_subject
     from imaging.phantom.bids_writer import (write_dataset_description, write_participants,
                                              write_subject)
+    from imaging.phantom.dicom_writer import transplant_date
     from imaging.phantom.results import SimulatedSubject
     summaries = []
     for i in range(n_subjects):
@@ -51,7 +52,7 @@ def write_cohort(out: Path, n_subjects: int, seed: int, resolution: str,
         subject = simulate_subject(spec, rng, subject_id=f"sub-{i + 1:03d}")
         write_subject(Path(out), subject)
         summaries.append(SimulatedSubject(subject.subject_id, spec, ()))
-    write_participants(Path(out), summaries)
+    write_participants(Path(out), summaries, [transplant_date(i) for i in range(n_subjects)])
     write_dataset_description(Path(out), seed)
     return Path(out)
 
