@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from scripts.benchmarks.repeatability import gm_challenge_pairs, main, measure_pair
@@ -11,6 +12,7 @@ from tests.segmentation.conftest import one_torch_thread  # noqa: F401 (autouse 
 PAIR = "sub-9709 ses-1/ses-2 run-1"
 
 
+@pytest.mark.slow
 def test_one_real_pair_is_repeatable_over_its_common_extent():
     """sub-9709 on two days: manual masks on both scans give the baseline on the same slices."""
     from models.registry import DEFAULT_LOCATOR, DEFAULT_MODEL, load_model

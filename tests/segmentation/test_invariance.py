@@ -1,4 +1,4 @@
-"""The same phantom subject stored four other ways gives the same answer (issue 5).
+"""The same phantom subject stored or placed other ways gives the same answer (issue 5).
 
 One small seeded subject (axial clinical phantom, 3 sessions: baseline, day 5, day 30) is
 analysed through the real API (``discover_subject`` -> ``analyze_subject`` with the shipped
@@ -10,8 +10,13 @@ models, CPU) as written by the simulator (NIfTI, BIDS), and again stored
   unsigned 12-bit values with a rescale slope and intercept, one study date per session)
   in one subject tree, found by ``discover_subject``;
 - with intensities x 1000;
-- moved: the day-30 session's affine given an extra rigid move (4 degrees, 3 mm), the
-  array unchanged, so the subject lies elsewhere in the scanner at that session only.
+- moved: the day-30 session's affine given an extra rigid move (4 degrees, 2.9 mm), the
+  array unchanged, so the subject lies elsewhere in the scanner at that session only
+  (the baseline registration and look-alike exclusion must follow it);
+- moved for real: re-simulated with the day-30 body 3.8 mm / 0.5 degrees elsewhere on the
+  same grid (same noise draws), so the network sees other voxels. Cord and graft agree
+  within 1 %; the lesion volume does not (measured in the xfail's reason: the network's
+  sensitivity to sub-voxel placement; the truth moves far less).
 
 Per timepoint, each variant must match the reference within 1 % of the reference value
 (with a floor of ``FLOOR_MM3`` for volumes near 0): cord volume, lesion volume, graft volume
@@ -37,6 +42,9 @@ from imaging.study import discover_subject
 from imaging.volume import Volume
 from segmentation.config import AnalysisConfig
 from segmentation.pipeline import analyze_subject
+
+# One xdist worker runs them all, so the session fixtures (the reference analysis) run once.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("invariance")]
 
 SEED = 20260504
 DAYS = (-7.0, 5.0, 30.0)
@@ -76,13 +84,25 @@ def analyse(subject_dir: Path, injected_cells: float, transplant_date=None):
     return numbers(analyze_subject(subject, config, device="cpu"))
 
 
-@pytest.fixture(scope="session")
-def phantom():
-    """A small label-free subject with whole-day sessions (DICOM dates are whole days)."""
+def simulated(move_last_body: bool = False):
+    """A small label-free subject with whole-day sessions (DICOM dates are whole days).
+
+    ``move_last_body``: the last session's body pose mirrored (rotation and translation
+    negated: 0.5 deg and 3.8 mm from where it was); the grid and the noise draws stay the same.
+    """
     rng = np.random.default_rng(SEED)
     spec = sample_spec(rng, label="none", resolution="clinical", plane="axial", n_sessions=3)
-    sessions = tuple(replace(s, days_post_transplant=d) for s, d in zip(spec.sessions, DAYS))
-    return simulate_subject(replace(spec, sessions=sessions), rng, subject_id="sub-001")
+    sessions = [replace(s, days_post_transplant=d) for s, d in zip(spec.sessions, DAYS)]
+    if move_last_body:
+        last = sessions[-1]
+        sessions[-1] = replace(last, rotation_deg=tuple(-v for v in last.rotation_deg),
+                               translation_mm=tuple(-v for v in last.translation_mm))
+    return simulate_subject(replace(spec, sessions=tuple(sessions)), rng, subject_id="sub-001")
+
+
+@pytest.fixture(scope="session")
+def phantom():
+    return simulated()
 
 
 def write_bids(root: Path, phantom, change=lambda index, volume: volume) -> Path:
@@ -97,11 +117,15 @@ def reference(phantom, tmp_path_factory):
     return analyse(write_bids(tmp_path_factory.mktemp("nifti"), phantom), phantom.injected_cells)
 
 
-def require_same(found: list[TimepointNumbers], expected: list[TimepointNumbers]) -> None:
+VOLUMES = ("cord_volume_mm3", "lesion_volume_mm3", "graft_volume_mm3",
+           "graft_probability_sum_mm3")
+
+
+def require_same(found: list[TimepointNumbers], expected: list[TimepointNumbers],
+                 volumes: tuple[str, ...] = VOLUMES) -> None:
     assert [t.days for t in found] == [t.days for t in expected]
     for got, ref in zip(found, expected):
-        for name in ("cord_volume_mm3", "lesion_volume_mm3", "graft_volume_mm3",
-                     "graft_probability_sum_mm3"):
+        for name in volumes:
             value, target = getattr(got, name), getattr(ref, name)
             allowed = RELATIVE_TOLERANCE * max(abs(target), FLOOR_MM3)
             assert abs(value - target) <= allowed, (
@@ -152,6 +176,32 @@ def test_a_subject_moved_between_sessions_gives_the_same_numbers(phantom, refere
     move[:3, 3] = (2.0, -1.5, 1.5)    # |t| = 2.9 mm
     require_same(analyse(write_bids(tmp_path, phantom, moved_between_sessions(move)),
                          phantom.injected_cells), reference)
+
+
+@pytest.fixture(scope="session")
+def body_moved(tmp_path_factory):
+    moved = simulated(move_last_body=True)
+    return moved, analyse(write_bids(tmp_path_factory.mktemp("moved"), moved),
+                          moved.injected_cells)
+
+
+def test_a_body_moved_in_the_scanner_gives_the_same_cord_and_graft(phantom, body_moved,
+                                                                    reference):
+    """Re-simulated with the last session's body elsewhere: the model sees new voxels."""
+    moved, found = body_moved
+    assert moved.sessions[-1].t2w.shape == phantom.sessions[-1].t2w.shape
+    assert not np.array_equal(moved.sessions[-1].t2w.array, phantom.sessions[-1].t2w.array)
+    require_same(found, reference, tuple(v for v in VOLUMES if v != "lesion_volume_mm3"))
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "network sensitivity to where the anatomy falls on the grid, not a pipeline bug: with the "
+    "body moved 3.8 mm (same grid, same noise draws) the day-30 lesion volume (voxels "
+    "labelled lesion) goes 584.7 -> 598.3 mm3 (+2.3 %) and the model's partial-volume lesion "
+    "580.4 -> 587.5 mm3 (+1.2 %), while the truth moves 675.0 -> 678.5 mm3 hard (+0.5 %) and "
+    "680.5 -> 680.1 mm3 partial volume (-0.05 %); whole-cord volume +0.12 % (seg-v1, CPU)"))
+def test_a_body_moved_in_the_scanner_gives_the_same_lesion_volume(body_moved, reference):
+    require_same(body_moved[1], reference, ("lesion_volume_mm3",))
 
 
 def dicom_geometry(volume: Volume) -> tuple[np.ndarray, SeriesSpec]:
