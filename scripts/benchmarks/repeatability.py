@@ -31,8 +31,12 @@ import argparse
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from segmentation.repeatability import PairedVolumes
 
 GM = "gm-challenge-data"
 CONTRAST = "T2starw"
@@ -73,9 +77,9 @@ def gm_challenge_pairs(root: Path) -> list[ScanPair]:
 class PairResult:
     pair: ScanPair
     motion_mm: float
-    model: object             # PairedVolumes
-    model_hard: object
-    manual: object | None
+    model: PairedVolumes
+    model_hard: PairedVolumes
+    manual: PairedVolumes | None
     full_fov_mm3: tuple[float, float]
     dice_vs_manual: float | None  # model (labels >= 1) vs the scan's manual mask
 
@@ -130,7 +134,8 @@ def _cells(paired) -> str:
 def print_table(rows: list[PairResult]) -> None:
     from segmentation.repeatability import coefficient_of_variation, pooled_cv
     print(f"{'pair':<28} {'slices':>7} {'mm':>5} {'moved':>6} | {'model scan':>9} {'rescan':>9} "
-          f"{'CV':>6} | {'hard CV':>7} | {'manual':>9} {'rescan':>9} {'CV':>6} | {'full-FOV CV':>11}")
+          f"{'CV':>6} | {'hard CV':>7} | {'manual':>9} {'rescan':>9} {'CV':>6} | "
+          f"{'full-FOV CV':>11} | {'Dice':>5}")
     for r in rows:
         m = r.model
         dice_text = "-" if r.dice_vs_manual is None else f"{r.dice_vs_manual:.3f}"
@@ -140,11 +145,11 @@ def print_table(rows: list[PairResult]) -> None:
               f"{dice_text:>5}")
     runs = [r for r in rows if "run-1/run-2" in r.pair.name]
     if runs:
-        print(f"\npooled CV over the {len(runs)} run-1/run-2 pairs (goal <= {100 * GOAL_CV:.0f} %): "
-              f"model {100 * pooled_cv([r.model.cv for r in runs]):.2f} %, model hard "
-              f"{100 * pooled_cv([r.model_hard.cv for r in runs]):.2f} %, model without the "
-              f"common extent {100 * pooled_cv([coefficient_of_variation(r.full_fov_mm3) for r in runs]):.2f} %"
-              " (no manual masks on run-2)")
+        full_fov = pooled_cv([coefficient_of_variation(r.full_fov_mm3) for r in runs])
+        print(f"\npooled CV over the {len(runs)} run-1/run-2 pairs (goal <= "
+              f"{100 * GOAL_CV:.0f} %): model {100 * pooled_cv([r.model.cv for r in runs]):.2f} %, "
+              f"model hard {100 * pooled_cv([r.model_hard.cv for r in runs]):.2f} %, model "
+              f"without the common extent {100 * full_fov:.2f} % (no manual masks on run-2)")
     for r in rows:
         if r.manual is not None:
             print(f"{r.pair.name}: model {100 * r.model.cv:.2f} % vs manual masks (baseline) "
