@@ -21,7 +21,8 @@ models, CPU) as written by the simulator (NIfTI, BIDS), and again stored
 Per timepoint, each variant must match the reference within 1 % of the reference value
 (with a floor of ``FLOOR_MM3`` for volumes near 0): cord volume, lesion volume, graft volume
 after the look-alike exclusion, and the graft partial-volume sum straight from the model.
-The surviving fraction must agree within 1 percentage point (or be None in both). The shipped
+The surviving fraction must agree within 1 percentage point (or be None in both). The same
+flags are not raised (an xfail records the registration's sensitivity). The shipped
 model finds almost no graft, so the cord and lesion volumes are today's meaningful check.
 """
 
@@ -64,6 +65,8 @@ class TimepointNumbers:
     graft_volume_mm3: float
     graft_probability_sum_mm3: float
     surviving_fraction: float | None
+    flags: tuple[str, ...]              # codes of the flags raised at this timepoint
+    registration_residual_mm: float | None
 
 
 def numbers(result) -> list[TimepointNumbers]:
@@ -74,7 +77,9 @@ def numbers(result) -> list[TimepointNumbers]:
             tp.days_post_transplant, tp.metrics.cord_volume_mm3, tp.metrics.lesion_volume_mm3,
             tp.metrics.graft_volume_mm3,
             float(np.sum(graft.array, dtype=np.float64)) * graft.voxel_volume_mm3,
-            tp.estimate.surviving_fraction))
+            tp.estimate.surviving_fraction,
+            tuple(sorted(f.code for f in result.flags if f.timepoint == tp.session_id)),
+            tp.registration_residual_mm))
     return rows
 
 
@@ -131,6 +136,7 @@ def require_same(found: list[TimepointNumbers], expected: list[TimepointNumbers]
             assert abs(value - target) <= allowed, (
                 f"day {ref.days:g} {name}: {value:.3f} vs reference {target:.3f} "
                 f"(allowed +-{allowed:.3f})")
+        assert (got.registration_residual_mm is None) == (ref.registration_residual_mm is None)
         if ref.surviving_fraction is None or got.surviving_fraction is None:
             assert got.surviving_fraction == ref.surviving_fraction, f"day {ref.days:g}"
         else:
@@ -142,6 +148,7 @@ def test_reference_finds_the_cord_at_every_timepoint(reference):
     """Guards the comparisons below against a trivially empty reference."""
     assert len(reference) == len(DAYS)
     assert all(t.cord_volume_mm3 > 1000.0 for t in reference)
+    assert [t.registration_residual_mm is None for t in reference] == [True, False, False]
 
 
 def test_another_orientation_gives_the_same_numbers(phantom, reference, tmp_path):
@@ -155,11 +162,27 @@ def test_another_orientation_gives_the_same_numbers(phantom, reference, tmp_path
                  reference)
 
 
-def test_intensities_times_1000_give_the_same_numbers(phantom, reference, tmp_path):
-    def scaled(index, volume):
+@pytest.fixture(scope="session")
+def scaled(phantom, tmp_path_factory):
+    def times_1000(index, volume):
         return volume.with_array(np.asarray(volume.array, dtype=np.float32) * 1000.0)
-    require_same(analyse(write_bids(tmp_path, phantom, scaled), phantom.injected_cells),
-                 reference)
+    return analyse(write_bids(tmp_path_factory.mktemp("x1000"), phantom, times_1000),
+                   phantom.injected_cells)
+
+
+def test_intensities_times_1000_give_the_same_numbers(scaled, reference):
+    require_same(scaled, reference)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "registration is not invariant: on the NIfTI reference the day-30 baseline registration "
+    "stops at the iteration limit (motion 2.69 mm, 3.26 deg, residual 2.23 mm -> "
+    "registration_failed), while x1000 converges (motion 1.28 mm, 2.27 deg, residual 0.45 mm; "
+    "reoriented, DICOM and moved variants raise no flag either); register_rigid called directly "
+    "on the in-memory volumes converges (residual 0.43 mm) -> tiny numeric differences "
+    "switch the optimiser between converging and not"))
+def test_the_same_flags_are_raised_at_every_timepoint(scaled, reference):
+    assert [t.flags for t in scaled] == [t.flags for t in reference]
 
 
 def moved_between_sessions(world_from_world: np.ndarray):
@@ -174,8 +197,9 @@ def test_a_subject_moved_between_sessions_gives_the_same_numbers(phantom, refere
     move = np.eye(4)
     move[:3, :3] = Rotation.from_rotvec(np.deg2rad([4.0, 0.0, 0.0])).as_matrix()
     move[:3, 3] = (2.0, -1.5, 1.5)    # |t| = 2.9 mm
-    require_same(analyse(write_bids(tmp_path, phantom, moved_between_sessions(move)),
-                         phantom.injected_cells), reference)
+    found = analyse(write_bids(tmp_path, phantom, moved_between_sessions(move)),
+                    phantom.injected_cells)
+    require_same(found, reference)
 
 
 @pytest.fixture(scope="session")
