@@ -14,15 +14,14 @@ models, CPU) as written by the simulator (NIfTI, BIDS), and again stored
   array unchanged, so the subject lies elsewhere in the scanner at that session only
   (the baseline registration and look-alike exclusion must follow it);
 - moved for real: re-simulated with the day-30 body 3.8 mm / 0.5 degrees elsewhere on the
-  same grid (same noise draws), so the network sees other voxels. Cord and graft agree
-  within 1 %; the lesion volume does not (measured in the xfail's reason: the network's
-  sensitivity to sub-voxel placement; the truth moves far less).
+  same grid (same noise draws), so the network sees other voxels: cord, lesion and graft
+  agree within 1 % (with seg-v1 the lesion volume moved 2.3 %; seg-v2 passes).
 
 Per timepoint, each variant must match the reference within 1 % of the reference value
 (with a floor of ``FLOOR_MM3`` for volumes near 0): cord volume, lesion volume, graft volume
 after the look-alike exclusion, and the graft partial-volume sum straight from the model.
-The surviving fraction must agree within 1 percentage point (or be None in both). The same
-flags are not raised (an xfail records the registration's sensitivity). The shipped
+The surviving fraction must agree within 1 percentage point (or be None in both), and the
+same flags must be raised at each timepoint. The shipped
 model finds almost no graft, so the cord and lesion volumes are today's meaningful check.
 """
 
@@ -136,6 +135,7 @@ def require_same(found: list[TimepointNumbers], expected: list[TimepointNumbers]
             assert abs(value - target) <= allowed, (
                 f"day {ref.days:g} {name}: {value:.3f} vs reference {target:.3f} "
                 f"(allowed +-{allowed:.3f})")
+        assert got.flags == ref.flags, f"day {ref.days:g}"
         assert (got.registration_residual_mm is None) == (ref.registration_residual_mm is None)
         if ref.surviving_fraction is None or got.surviving_fraction is None:
             assert got.surviving_fraction == ref.surviving_fraction, f"day {ref.days:g}"
@@ -174,13 +174,6 @@ def test_intensities_times_1000_give_the_same_numbers(scaled, reference):
     require_same(scaled, reference)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "registration is not invariant: on the NIfTI reference the day-30 baseline registration "
-    "stops at the iteration limit (motion 2.69 mm, 3.26 deg, residual 2.23 mm -> "
-    "registration_failed), while x1000 converges (motion 1.28 mm, 2.27 deg, residual 0.45 mm; "
-    "reoriented, DICOM and moved variants raise no flag either); register_rigid called directly "
-    "on the in-memory volumes converges (residual 0.43 mm) -> tiny numeric differences "
-    "switch the optimiser between converging and not"))
 def test_the_same_flags_are_raised_at_every_timepoint(scaled, reference):
     assert [t.flags for t in scaled] == [t.flags for t in reference]
 
@@ -218,12 +211,6 @@ def test_a_body_moved_in_the_scanner_gives_the_same_cord_and_graft(phantom, body
     require_same(found, reference, tuple(v for v in VOLUMES if v != "lesion_volume_mm3"))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "network sensitivity to where the anatomy falls on the grid, not a pipeline bug: with the "
-    "body moved 3.8 mm (same grid, same noise draws) the day-30 lesion volume (voxels "
-    "labelled lesion) goes 584.7 -> 598.3 mm3 (+2.3 %) and the model's partial-volume lesion "
-    "580.4 -> 587.5 mm3 (+1.2 %), while the truth moves 675.0 -> 678.5 mm3 hard (+0.5 %) and "
-    "680.5 -> 680.1 mm3 partial volume (-0.05 %); whole-cord volume +0.12 % (seg-v1, CPU)"))
 def test_a_body_moved_in_the_scanner_gives_the_same_lesion_volume(body_moved, reference):
     require_same(body_moved[1], reference, ("lesion_volume_mm3",))
 
