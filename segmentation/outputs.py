@@ -6,6 +6,12 @@
     OUT/sub-X/sub-X_survival.json                               fit, flags, assumptions, provenance
     OUT/sub-X/sub-X_outputs.json                                written last: every file + sha256
 
+and, when a timepoint's scan was a DICOM series:
+
+    OUT/sub-X/ses-Y/dicom/sub-X_ses-Y_seg.dcm   DICOM SEG of the labels on the source series
+    OUT/sub-X/sub-X_sr.dcm                      DICOM SR (TID 1500): graft volume and surviving
+                                                fraction of every DICOM timepoint
+
 Every file is written atomically; ``sub-X_outputs.json`` is written after all others,
 so a subject counts as complete only when it exists and every checksum in it matches.
 """
@@ -43,6 +49,15 @@ def dseg_path(out_dir: Path, subject_id: str, session_id: str) -> Path:
 def graft_probseg_path(out_dir: Path, subject_id: str, session_id: str) -> Path:
     return (session_anat_dir(out_dir, subject_id, session_id)
             / f"{subject_id}_{session_id}_label-graft_probseg.nii.gz")
+
+
+def dicom_seg_path(out_dir: Path, subject_id: str, session_id: str) -> Path:
+    return (Path(out_dir) / subject_id / session_id / "dicom"
+            / f"{subject_id}_{session_id}_seg.dcm")
+
+
+def dicom_sr_path(out_dir: Path, subject_id: str) -> Path:
+    return Path(out_dir) / subject_id / f"{subject_id}_sr.dcm"
 
 
 def manifest_path(out_dir: Path, subject_id: str) -> Path:

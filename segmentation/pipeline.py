@@ -334,8 +334,8 @@ def run_subject(entry, out_dir: Path, options: PipelineOptions) -> None:
     config = config_for(subject, entry.injected_cells, entry.label)
     result = analyze_subject(subject, config, device=options.device, model=options.model,
                              tta=options.tta, subject_id=entry.subject_id)
-    write_subject_outputs(result, Path(out_dir),
-                          include_report=options.write_report, include_phi=options.include_phi)
+    write_subject_outputs(result, Path(out_dir), include_report=options.write_report,
+                          include_phi=options.include_phi, subject=subject)
 
 
 def subject_outputs_complete(entry, out_dir: Path) -> bool:
