@@ -61,8 +61,15 @@ def run_one(job: Job, entry: CohortEntry, out_dir: Path) -> SubjectStatus:
 def run_cohort(entries: Sequence[CohortEntry], job: Job, out_dir: Path, *,
                is_complete: Callable[[CohortEntry, Path], bool], force: bool = False,
                workers: int = 1, scheduler: str | None = None,
-               on_done: Callable[[SubjectStatus], None] | None = None) -> list[SubjectStatus]:
-    """Run ``job`` over ``entries``; return one status per entry, in the entries' order."""
+               on_done: Callable[[SubjectStatus], None] | None = None,
+               initializer: Callable[[], None] | None = None,
+               dask_plugin=None) -> list[SubjectStatus]:
+    """Run ``job`` over ``entries``; return one status per entry, in the entries' order.
+
+    ``initializer`` runs once in each local worker process, ``dask_plugin`` (a Dask
+    WorkerPlugin) is registered on every Dask worker: where per-worker state (loaded
+    models) is made once, not per subject.
+    """
     done: dict[str, SubjectStatus] = {}
     todo = []
     for entry in entries:
@@ -71,8 +78,8 @@ def run_cohort(entries: Sequence[CohortEntry], job: Job, out_dir: Path, *,
             _notify(on_done, done[entry.subject_id])
         else:
             todo.append(entry)
-    results = (_run_dask(job, todo, out_dir, scheduler) if scheduler
-               else _run_local(job, todo, out_dir, workers))
+    results = (_run_dask(job, todo, out_dir, scheduler, dask_plugin) if scheduler
+               else _run_local(job, todo, out_dir, workers, initializer))
     for status in results:
         done[status.subject_id] = status
         _notify(on_done, status)
@@ -85,13 +92,14 @@ def _notify(on_done, status: SubjectStatus) -> None:
 
 
 def _run_local(job: Job, todo: Sequence[CohortEntry], out_dir: Path,
-               workers: int) -> Iterable[SubjectStatus]:
+               workers: int, initializer) -> Iterable[SubjectStatus]:
     if workers <= 1:
         for entry in todo:
             yield run_one(job, entry, out_dir)
         return
     context = multiprocessing.get_context("spawn")
-    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=context,
+                                initializer=initializer) as pool:
         futures = {pool.submit(run_one, job, entry, out_dir): entry for entry in todo}
         for future in cf.as_completed(futures):
             entry = futures[future]
@@ -103,9 +111,11 @@ def _run_local(job: Job, todo: Sequence[CohortEntry], out_dir: Path,
 
 
 def _run_dask(job: Job, todo: Sequence[CohortEntry], out_dir: Path,
-              scheduler: str) -> Iterable[SubjectStatus]:
+              scheduler: str, plugin) -> Iterable[SubjectStatus]:
     from distributed import Client, as_completed
     with Client(scheduler) as client:
+        if plugin is not None:
+            client.register_plugin(plugin)
         futures = [client.submit(run_one, job, entry, out_dir, key=f"graftwatch-{entry.subject_id}",
                                  pure=False) for entry in todo]
         by_key = {f.key: e for f, e in zip(futures, todo)}
