@@ -67,10 +67,13 @@ def run_batch(root: Path, out_dir: Path, options, *, workers: int = 1,
     from scripts.batch_progress import Progress
     from scripts.batch_runner import run_cohort
     from segmentation.cohort_outputs import write_cohort_outputs
+    from segmentation.outputs import remove_stale_temporaries
     from segmentation.pipeline import subject_outputs_complete
 
     entries = find_cohort(root)
     with output_lock(out_dir):
+        for stale in remove_stale_temporaries(out_dir):
+            log.info("removed %s (left by an interrupted run)", stale)
         with Progress(len(entries), stream=sys.stderr) as progress:
             statuses = run_cohort(entries, SubjectJob(options), out_dir,
                                   is_complete=subject_outputs_complete, force=force,

@@ -8,6 +8,7 @@ job and the completeness check, so this module knows nothing about MRI.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import errno
 import logging
 import multiprocessing
 import time
@@ -48,14 +49,23 @@ def run_one(job: Job, entry: CohortEntry, out_dir: Path) -> SubjectStatus:
     try:
         job(entry, out_dir)
     except Exception as exc:  # one subject's failure, whatever it is, must not stop the batch
-        from imaging.errors import GraftwatchError
-        message = str(exc) if isinstance(exc, GraftwatchError) else (
-            f"{type(exc).__name__}: {exc} (unexpected; details in the log)")
-        if not isinstance(exc, GraftwatchError):
-            log.error("%s failed unexpectedly:\n%s", entry.subject_id, traceback.format_exc())
         return SubjectStatus(entry.subject_id, "failed", time.perf_counter() - start,
-                             str(entry.path), message)
+                             str(entry.path), failure_message(entry, exc))
     return SubjectStatus(entry.subject_id, "ok", time.perf_counter() - start, str(entry.path))
+
+
+def failure_message(entry: CohortEntry, exc: Exception) -> str:
+    """The status.tsv reason: the project's own message, a plain one for a full disk, else
+    the exception named as unexpected (with its traceback in the log)."""
+    from imaging.errors import GraftwatchError
+    if isinstance(exc, GraftwatchError):
+        return str(exc)
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (f"disk full while writing {entry.subject_id}'s outputs ({exc.strerror}: "
+                f"{exc.filename or 'output folder'}); its outputs are not marked complete: free "
+                "space on the output disk and rerun (completed subjects are skipped)")
+    log.error("%s failed unexpectedly:\n%s", entry.subject_id, traceback.format_exc())
+    return f"{type(exc).__name__}: {exc} (unexpected; details in the log)"
 
 
 def run_cohort(entries: Sequence[CohortEntry], job: Job, out_dir: Path, *,

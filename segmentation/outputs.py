@@ -95,3 +95,15 @@ def outputs_complete(out_dir: Path, subject_id: str) -> bool:
         if not path.is_file() or sha256_file(path) != checksum:
             return False
     return True
+
+
+def remove_stale_temporaries(out_dir: Path) -> list[Path]:
+    """Delete the temporary files that writes interrupted by a kill left under ``out_dir``
+    (``imaging.atomic`` names them ``.<target name>.<random>.tmp<suffix>``); call it only
+    while no writer is running (the batch holds its output lock). Returns what was removed."""
+    removed = []
+    for path in sorted(Path(out_dir).rglob(".*.tmp*")):
+        if path.is_file():
+            path.unlink()
+            removed.append(path)
+    return removed

@@ -4,38 +4,19 @@ Runs that are compared byte for byte use one torch thread and one ITK thread: th
 registration's residual changes in its 7th digit with ITK's thread scheduling
 (measured: two runs of the same cohort with ITK's default threads gave
 registration_residual_mm 0.3939753729 and 0.3939750314). Subprocess runs get the same
-settings through ``deterministic_env``. Test modules using these fixtures mark themselves
+settings through ``tests.scripts.batch_process.deterministic_env``. Test modules using these fixtures mark themselves
 ``pytest.mark.xdist_group("tiny_cohort")`` so that under ``-n 2 --dist loadgroup`` they
 share one worker, and the cohort and the reference run are made once.
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 TINY_COHORT = {"n_subjects": 3, "seed": 11, "labels": ("none",), "n_sessions": 2}
-
-
-def deterministic_env() -> dict[str, str]:
-    return {**os.environ, "OMP_NUM_THREADS": "1", "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS": "1",
-            "PYTHONPATH": str(PROJECT_ROOT)}
-
-
-def batch_command(root: Path, out: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "scripts.cli", "batch", str(root), "--out", str(out),
-            "--device", "cpu", *extra]
-
-
-def run_batch_subprocess(root: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run(batch_command(root, out, *extra), cwd=PROJECT_ROOT, capture_output=True,
-                          text=True, env=deterministic_env(), timeout=600)
 
 
 @pytest.fixture(scope="session")
