@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     subject = discover_subject(args.subject, transplant_date=args.transplant_date)
     config = config_for(subject, args.injected_cells, args.label)
     result = analyze_subject(subject, config, device=args.device, tta=args.tta)
-    write_subject_outputs(result, args.out, include_phi=args.include_phi)
+    write_subject_outputs(result, args.out, include_phi=args.include_phi, subject=subject)
     for row in result.to_table():
         fraction = row["surviving_fraction"]
         print(f"{row['session_id']}  day {row['days_post_transplant']:>6g}  graft "

@@ -8,7 +8,6 @@ and DIR/index.html. Exits non-zero when any subject failed.
 from __future__ import annotations
 
 import argparse
-import functools
 import logging
 import sys
 from pathlib import Path
@@ -64,15 +63,20 @@ def run_batch(root: Path, out_dir: Path, options, *, workers: int = 1,
     """Run the cohort under ``root`` into ``out_dir``; return the BatchSummary."""
     from imaging.cohort import find_cohort
     from scripts.batch_lock import output_lock
+    from scripts.batch_models import ModelCachePlugin, SubjectJob, init_worker
     from scripts.batch_progress import Progress
     from scripts.batch_runner import run_cohort
     from segmentation.cohort_outputs import write_cohort_outputs
-    from segmentation.pipeline import run_subject, subject_outputs_complete
+    from segmentation.outputs import remove_stale_temporaries
+    from segmentation.pipeline import subject_outputs_complete
 
     entries = find_cohort(root)
     with output_lock(out_dir):
+        for stale in remove_stale_temporaries(out_dir):
+            log.info("removed %s (left by an interrupted run)", stale)
         with Progress(len(entries), stream=sys.stderr) as progress:
-            statuses = run_cohort(entries, functools.partial(run_subject, options=options), out_dir,
+            statuses = run_cohort(entries, SubjectJob(options), out_dir,
                                   is_complete=subject_outputs_complete, force=force,
-                                  workers=workers, scheduler=scheduler, on_done=progress.update)
+                                  workers=workers, scheduler=scheduler, on_done=progress.update,
+                                  initializer=init_worker, dask_plugin=ModelCachePlugin())
         return write_cohort_outputs(out_dir, entries, statuses, include_report=options.write_report)

@@ -8,6 +8,7 @@ job and the completeness check, so this module knows nothing about MRI.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import errno
 import logging
 import multiprocessing
 import time
@@ -48,21 +49,37 @@ def run_one(job: Job, entry: CohortEntry, out_dir: Path) -> SubjectStatus:
     try:
         job(entry, out_dir)
     except Exception as exc:  # one subject's failure, whatever it is, must not stop the batch
-        from imaging.errors import GraftwatchError
-        message = str(exc) if isinstance(exc, GraftwatchError) else (
-            f"{type(exc).__name__}: {exc} (unexpected; details in the log)")
-        if not isinstance(exc, GraftwatchError):
-            log.error("%s failed unexpectedly:\n%s", entry.subject_id, traceback.format_exc())
         return SubjectStatus(entry.subject_id, "failed", time.perf_counter() - start,
-                             str(entry.path), message)
+                             str(entry.path), failure_message(entry, exc))
     return SubjectStatus(entry.subject_id, "ok", time.perf_counter() - start, str(entry.path))
+
+
+def failure_message(entry: CohortEntry, exc: Exception) -> str:
+    """The status.tsv reason: the project's own message, a plain one for a full disk, else
+    the exception named as unexpected (with its traceback in the log)."""
+    from imaging.errors import GraftwatchError
+    if isinstance(exc, GraftwatchError):
+        return str(exc)
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (f"disk full while writing {entry.subject_id}'s outputs ({exc.strerror}: "
+                f"{exc.filename or 'output folder'}); its outputs are not marked complete: free "
+                "space on the output disk and rerun (completed subjects are skipped)")
+    log.error("%s failed unexpectedly:\n%s", entry.subject_id, traceback.format_exc())
+    return f"{type(exc).__name__}: {exc} (unexpected; details in the log)"
 
 
 def run_cohort(entries: Sequence[CohortEntry], job: Job, out_dir: Path, *,
                is_complete: Callable[[CohortEntry, Path], bool], force: bool = False,
                workers: int = 1, scheduler: str | None = None,
-               on_done: Callable[[SubjectStatus], None] | None = None) -> list[SubjectStatus]:
-    """Run ``job`` over ``entries``; return one status per entry, in the entries' order."""
+               on_done: Callable[[SubjectStatus], None] | None = None,
+               initializer: Callable[[], None] | None = None,
+               dask_plugin=None) -> list[SubjectStatus]:
+    """Run ``job`` over ``entries``; return one status per entry, in the entries' order.
+
+    ``initializer`` runs once in each local worker process, ``dask_plugin`` (a Dask
+    WorkerPlugin) is registered on every Dask worker: where per-worker state (loaded
+    models) is made once, not per subject.
+    """
     done: dict[str, SubjectStatus] = {}
     todo = []
     for entry in entries:
@@ -71,8 +88,8 @@ def run_cohort(entries: Sequence[CohortEntry], job: Job, out_dir: Path, *,
             _notify(on_done, done[entry.subject_id])
         else:
             todo.append(entry)
-    results = (_run_dask(job, todo, out_dir, scheduler) if scheduler
-               else _run_local(job, todo, out_dir, workers))
+    results = (_run_dask(job, todo, out_dir, scheduler, dask_plugin) if scheduler
+               else _run_local(job, todo, out_dir, workers, initializer))
     for status in results:
         done[status.subject_id] = status
         _notify(on_done, status)
@@ -85,13 +102,14 @@ def _notify(on_done, status: SubjectStatus) -> None:
 
 
 def _run_local(job: Job, todo: Sequence[CohortEntry], out_dir: Path,
-               workers: int) -> Iterable[SubjectStatus]:
+               workers: int, initializer) -> Iterable[SubjectStatus]:
     if workers <= 1:
         for entry in todo:
             yield run_one(job, entry, out_dir)
         return
     context = multiprocessing.get_context("spawn")
-    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=context,
+                                initializer=initializer) as pool:
         futures = {pool.submit(run_one, job, entry, out_dir): entry for entry in todo}
         for future in cf.as_completed(futures):
             entry = futures[future]
@@ -103,9 +121,11 @@ def _run_local(job: Job, todo: Sequence[CohortEntry], out_dir: Path,
 
 
 def _run_dask(job: Job, todo: Sequence[CohortEntry], out_dir: Path,
-              scheduler: str) -> Iterable[SubjectStatus]:
+              scheduler: str, plugin) -> Iterable[SubjectStatus]:
     from distributed import Client, as_completed
     with Client(scheduler) as client:
+        if plugin is not None:
+            client.register_plugin(plugin)
         futures = [client.submit(run_one, job, entry, out_dir, key=f"graftwatch-{entry.subject_id}",
                                  pure=False) for entry in todo]
         by_key = {f.key: e for f, e in zip(futures, todo)}

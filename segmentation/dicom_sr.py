@@ -132,8 +132,7 @@ def _graft_segment(seg: Dataset, path) -> Dataset:
 def _measurement_group(tp: GraftTimepoint, seg: Dataset, order: int, seg_path):
     segment = _graft_segment(seg, seg_path)
     tracking = hd.sr.TrackingIdentifier(uid=segment.TrackingUID, identifier=segment.TrackingID)
-    referenced = hd.sr.ReferencedSegment.from_segmentation(
-        seg, segment_number=int(segment.SegmentNumber))
+    referenced = _referenced_segment(seg, int(segment.SegmentNumber))
     measurements = [_measurement(dicom_codes.GRAFT_VOLUME, tp.graft_volume_mm3,
                                  dicom_codes.CUBIC_MILLIMETER, tp.graft_volume_ci_mm3, tp)]
     evaluations = None
@@ -155,6 +154,19 @@ def _measurement_group(tp: GraftTimepoint, seg: Dataset, order: int, seg_path):
         finding_sites=[hd.sr.FindingSite(dicom_codes.SPINAL_CORD)],
         algorithm_id=hd.sr.AlgorithmIdentification(name=MANUFACTURER, version=software_version()),
         measurements=measurements, qualitative_evaluations=evaluations)
+
+
+def _referenced_segment(seg: Dataset, number: int) -> hd.sr.ReferencedSegment:
+    """The segment with its frames' source images; an empty segment (no graft voxel, frames
+    omitted) is referenced with its source series instead."""
+    frames = [f for f in seg.get("PerFrameFunctionalGroupsSequence", [])
+              if int(f.SegmentIdentificationSequence[0].ReferencedSegmentNumber) == number]
+    if frames:
+        return hd.sr.ReferencedSegment.from_segmentation(seg, segment_number=number)
+    return hd.sr.ReferencedSegment(
+        sop_class_uid=seg.SOPClassUID, sop_instance_uid=seg.SOPInstanceUID,
+        segment_number=number, source_series=hd.sr.SourceSeriesForSegmentation(
+            seg.ReferencedSeriesSequence[0].SeriesInstanceUID))
 
 
 def _measurement(name, value: float, unit, ci: tuple[float, float] | None,

@@ -9,6 +9,12 @@
     OUT/sub-X/sub-X_survival.json                               fit, flags, assumptions, provenance
     OUT/sub-X/sub-X_outputs.json                                written last: every file + sha256
 
+and, when a timepoint's scan was a DICOM series:
+
+    OUT/sub-X/ses-Y/dicom/sub-X_ses-Y_seg.dcm   DICOM SEG of the labels on the source series
+    OUT/sub-X/sub-X_sr.dcm                      DICOM SR (TID 1500): graft volume and surviving
+                                                fraction of every DICOM timepoint
+
 Every file is written atomically; ``sub-X_outputs.json`` is written after all others,
 so a subject counts as complete only when it exists and every checksum in it matches.
 """
@@ -61,6 +67,15 @@ def transform_path(out_dir: Path, subject_id: str, session_id: str, reference_id
               f"_to-{session_id.removeprefix('ses-')}_mode-image_xfm.txt")
 
 
+def dicom_seg_path(out_dir: Path, subject_id: str, session_id: str) -> Path:
+    return (Path(out_dir) / subject_id / session_id / "dicom"
+            / f"{subject_id}_{session_id}_seg.dcm")
+
+
+def dicom_sr_path(out_dir: Path, subject_id: str) -> Path:
+    return Path(out_dir) / subject_id / f"{subject_id}_sr.dcm"
+
+
 def manifest_path(out_dir: Path, subject_id: str) -> Path:
     return Path(out_dir) / subject_id / f"{subject_id}{MANIFEST_SUFFIX}"
 
@@ -96,3 +111,15 @@ def outputs_complete(out_dir: Path, subject_id: str) -> bool:
         if not path.is_file() or sha256_file(path) != checksum:
             return False
     return True
+
+
+def remove_stale_temporaries(out_dir: Path) -> list[Path]:
+    """Delete the temporary files that writes interrupted by a kill left under ``out_dir``
+    (``imaging.atomic`` names them ``.<target name>.<random>.tmp<suffix>``); call it only
+    while no writer is running (the batch holds its output lock). Returns what was removed."""
+    removed = []
+    for path in sorted(Path(out_dir).rglob(".*.tmp*")):
+        if path.is_file():
+            path.unlink()
+            removed.append(path)
+    return removed

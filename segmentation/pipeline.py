@@ -223,10 +223,12 @@ def _baseline_lookalikes(target: _Segmented, baseline: _Segmented, abnormal: Vol
 
 def analyze_subject(subject: Subject, config: AnalysisConfig, device: str = "auto",
                     model: str | None = None, tta: bool = False,
-                    subject_id: str | None = None) -> SubjectResult:
+                    subject_id: str | None = None, models=None) -> SubjectResult:
     """Analyse every timepoint of ``subject``; see the module docstring.
 
     ``subject_id`` names the outputs (default: the BIDS ``sub-`` label of the subject).
+    ``models``: already loaded (segmenter, locator) on ``device``, so a batch worker loads
+    them once, not per subject; by default they are loaded here.
     """
     from models.registry import DEFAULT_LOCATOR, DEFAULT_MODEL, load_model
     from segmentation.device import resolve_device
@@ -234,7 +236,8 @@ def analyze_subject(subject: Subject, config: AnalysisConfig, device: str = "aut
     if not subject.timepoints:
         raise AnalysisError(f"{subject.root}: subject {subject.subject_id} has no timepoints")
     torch_device = resolve_device(device)
-    models = (load_model(model or DEFAULT_MODEL, torch_device), load_model(DEFAULT_LOCATOR, torch_device))
+    models = models or (load_model(model or DEFAULT_MODEL, torch_device),
+                        load_model(DEFAULT_LOCATOR, torch_device))
     segmented, failed = _segment_all(subject, models, torch_device, tta)
     base_i = _baseline_index(segmented)
     abnormal, baseline_flags = _baseline_map(segmented, base_i)
@@ -381,17 +384,18 @@ def config_for(subject: Subject, injected_cells: float | None = None,
     return AnalysisConfig(injected_cells=cells, label=str(label))
 
 
-def run_subject(entry, out_dir: Path, options: PipelineOptions) -> None:
-    """Batch job: discover, analyse and write one cohort entry's outputs."""
+def run_subject(entry, out_dir: Path, options: PipelineOptions, models=None) -> None:
+    """Batch job: discover, analyse and write one cohort entry's outputs (``models``: see
+    ``analyze_subject``)."""
     from imaging.study import discover_subject
     from segmentation.subject_outputs import write_subject_outputs
     date = entry.transplant_date or options.transplant_date
     subject = discover_subject(entry.path, transplant_date=date)
     config = config_for(subject, entry.injected_cells, entry.label)
     result = analyze_subject(subject, config, device=options.device, model=options.model,
-                             tta=options.tta, subject_id=entry.subject_id)
-    write_subject_outputs(result, Path(out_dir),
-                          include_report=options.write_report, include_phi=options.include_phi)
+                             tta=options.tta, subject_id=entry.subject_id, models=models)
+    write_subject_outputs(result, Path(out_dir), include_report=options.write_report,
+                          include_phi=options.include_phi, subject=subject)
 
 
 def subject_outputs_complete(entry, out_dir: Path) -> bool:

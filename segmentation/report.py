@@ -25,7 +25,8 @@ PHI_KEYS = (("patient_name", "Patient name"), ("patient_id", "Patient ID"),
 STYLE = """body{font-family:sans-serif;margin:2em;max-width:1100px;color:#222}
 table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #bbb;padding:3px 6px;text-align:right}
 th{background:#eee}.critical{color:#b00020;font-weight:bold}.warning{color:#a66300}
-.montage img{max-width:100%}figure{display:inline-block;margin:4px}figcaption{font-size:12px;text-align:center}"""
+.montage img{max-width:100%}figure{display:inline-block;margin:4px}figcaption{font-size:12px;text-align:center}
+.numbers{overflow-x:auto}.numbers th{overflow-wrap:anywhere;min-width:4em}"""
 
 
 def _png(fig) -> str:
@@ -140,7 +141,8 @@ def subject_report_html(result, include_phi: bool = False) -> str:
                  else "<p>No surviving fraction could be measured.</p>")
     fit = result.survival
     parts.append(f"<p>Curve fit: {esc(fit.status)}. {esc(fit.reason or '')}</p>")
-    parts.append("<h2>Numbers</h2>" + _table(result.to_table(), TIMEPOINT_COLUMNS[:12]))
+    parts.append("<h2>Numbers</h2><div class='numbers'>"
+                 + _table(result.to_table(), TIMEPOINT_COLUMNS[:12]) + "</div>")
     parts.append("<h2>Flags</h2>")
     parts.append("<ul>" + "".join(f"<li class='{esc(f.severity)}'>{esc(f.severity)}: "
                                   f"{esc(f.message)}</li>" for f in result.flags) + "</ul>"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 from imaging.atomic import write_text_atomic
@@ -20,3 +21,27 @@ def write_marker(entry, out_dir: Path) -> None:
 def marker_exists(entry, out_dir: Path) -> bool:
     marker = Path(out_dir) / entry.subject_id / "done.txt"
     return marker.exists() and marker.read_text() == entry.subject_id
+
+
+def record_worker_cache(entry, out_dir: Path) -> None:
+    """Writes which process ran the subject and which model cache that process holds."""
+    import os
+
+    from scripts import batch_models
+    cache = batch_models._worker_cache
+    write_text_atomic(Path(out_dir) / entry.subject_id / "worker.txt",
+                      f"{os.getpid()} {'none' if cache is None else id(cache)}")
+
+
+def count_loads(monkeypatch) -> Counter:
+    """Count models.registry.load_model calls by model name (the real loader still runs)."""
+    import models.registry
+    loads: Counter = Counter()
+    real = models.registry.load_model
+
+    def counting(name, *args, **kwargs):
+        loads[name] += 1
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(models.registry, "load_model", counting)
+    return loads

@@ -6,7 +6,9 @@ import csv
 
 import pytest
 
+from models.registry import DEFAULT_LOCATOR, DEFAULT_MODEL
 from scripts.batch import main
+from tests.scripts.batch_jobs import count_loads
 
 
 @pytest.fixture(scope="module")
@@ -26,9 +28,12 @@ def _rows(path):
         return list(csv.DictReader(handle, delimiter="\t"))
 
 
-def test_batch_isolates_failures_writes_tables_and_resumes(cohort, tmp_path):
+def test_batch_isolates_failures_writes_tables_and_resumes(cohort, tmp_path, monkeypatch):
     out = tmp_path / "out"
+    loads = count_loads(monkeypatch)
     assert main([str(cohort), "--out", str(out), "--device", "cpu"]) == 1
+    # 3 subjects in one process: each model loaded once, not once per subject
+    assert loads == {DEFAULT_MODEL: 1, DEFAULT_LOCATOR: 1}
     status = {r["subject_id"]: r for r in _rows(out / "status.tsv")}
     assert [status[s]["status"] for s in ("sub-001", "sub-002", "sub-003")] == ["ok", "ok", "failed"]
     assert "no session of" in status["sub-003"]["error"] and "NIfTI" in status["sub-003"]["error"]

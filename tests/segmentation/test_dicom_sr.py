@@ -139,3 +139,20 @@ def test_seg_without_graft_segment_is_refused(study: Study, tmp_path: Path) -> N
 def test_reading_a_non_report_is_refused(study: Study) -> None:
     with pytest.raises(ImageReadError, match="cannot be read as a TID 1500 measurement report"):
         read_dicom_sr(study.seg_files[0])
+
+
+def test_seg_without_graft_voxels_is_still_referenced(tmp_path: Path) -> None:
+    """A timepoint where no voxel is labelled graft (its SEG omits the empty frames) still gets
+    a measurement group pointing at the SEG's graft segment, through the source series."""
+    series = write_mr_series(tmp_path / "src", n_slices=4)
+    labels = np.zeros(series.shape, dtype=np.uint8)
+    labels[8:24, 8:24, 1:3] = 1
+    seg = write_dicom_seg(LabelVolume(labels, series.affine), series.files, tmp_path / "seg.dcm")
+    sr = write_dicom_sr([GraftTimepoint("ses-d7", 7.0, 0.8, (0.0, 2.0))], [series.files], [seg],
+                        tmp_path / "sr.dcm")
+    (back,) = read_dicom_sr(sr)
+    written = pydicom.dcmread(seg, stop_before_pixels=True)
+    graft = [s for s in written.SegmentSequence if s.SegmentLabel == "graft"][0]
+    assert back.seg_sop_instance_uid == written.SOPInstanceUID
+    assert back.segment_number == graft.SegmentNumber
+    assert back.measurement.graft_volume_mm3 == pytest.approx(0.8)

@@ -1,0 +1,96 @@
+"""Models loaded once per batch worker, not once per subject.
+
+A ``ModelCache`` holds loaded models keyed by (model name, device). Where it lives:
+- a run without worker processes: inside the ``SubjectJob`` itself;
+- local worker processes: one per process, made by the pool initializer ``init_worker``;
+- Dask workers: one per worker, held by the ``ModelCachePlugin`` registered on the client.
+Models never travel with a job: a pickled ``SubjectJob`` carries only its options.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from distributed import WorkerPlugin
+
+log = logging.getLogger(__name__)
+
+PLUGIN_NAME = "graftwatch-models"
+
+
+class ModelCache:
+    """Loaded models by (name, device); each is loaded on first use."""
+
+    def __init__(self) -> None:
+        self._loaded: dict[tuple[str, str], object] = {}
+
+    def get(self, name: str, device):
+        key = (name, str(device))
+        if key not in self._loaded:
+            from models.registry import load_model
+            log.info("loading model %s on %s (once for this worker)", name, device)
+            self._loaded[key] = load_model(name, device)
+        return self._loaded[key]
+
+    def pipeline_models(self, model: str | None, device: str) -> tuple:
+        """(segmenter, locator) as ``analyze_subject(models=...)`` takes them."""
+        from models.registry import DEFAULT_LOCATOR, DEFAULT_MODEL
+        from segmentation.device import resolve_device
+        torch_device = resolve_device(device)
+        return self.get(model or DEFAULT_MODEL, torch_device), self.get(DEFAULT_LOCATOR, torch_device)
+
+
+_worker_cache: ModelCache | None = None  # set only in a local worker process, by init_worker
+
+
+def init_worker() -> None:
+    """Process-pool initializer: this worker process's model cache."""
+    global _worker_cache
+    _worker_cache = ModelCache()
+
+
+class ModelCachePlugin(WorkerPlugin):
+    """Dask worker plugin: a model cache per worker (``client.register_plugin``)."""
+
+    name = PLUGIN_NAME
+
+    def setup(self, worker) -> None:
+        self.cache = ModelCache()
+
+
+def _dask_worker_cache() -> ModelCache | None:
+    from distributed import get_worker
+    try:
+        plugin = get_worker().plugins.get(PLUGIN_NAME)
+    except ValueError:  # not on a Dask worker
+        return None
+    return getattr(plugin, "cache", None)
+
+
+class SubjectJob:
+    """The batch job for one subject: ``run_subject`` with this worker's cached models."""
+
+    def __init__(self, options) -> None:
+        self.options = options
+        self._cache: ModelCache | None = ModelCache()
+
+    def __getstate__(self) -> dict:
+        return {"options": self.options}  # a worker uses its own cache
+
+    def __setstate__(self, state: dict) -> None:
+        self.options = state["options"]
+        self._cache = None
+
+    def cache(self) -> ModelCache:
+        found = self._cache or _worker_cache or _dask_worker_cache()
+        if found is None:
+            log.warning("no model cache on this worker (started without init_worker or the "
+                        "%s plugin): models are loaded for this subject only", PLUGIN_NAME)
+            return ModelCache()
+        return found
+
+    def __call__(self, entry, out_dir: Path) -> None:
+        from segmentation.pipeline import run_subject
+        models = self.cache().pipeline_models(self.options.model, self.options.device)
+        run_subject(entry, out_dir, self.options, models=models)
