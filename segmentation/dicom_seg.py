@@ -74,7 +74,23 @@ def read_source_datasets(source_files: Sequence[str | os.PathLike]) -> list[Data
     if len(series) != 1:
         raise DicomExportError(f"source files belong to {len(series)} series "
                                f"({sorted(series)}); pass the files of one series")
-    return datasets
+    return [with_type2_patient_study(ds) for ds in datasets]
+
+
+# Patient and General Study attributes of type 2: required to be present, allowed empty.
+# Anonymised or synthetic series often leave them out; the derived objects copy them.
+TYPE2_PATIENT_STUDY = {"PatientName": "", "PatientID": "", "PatientBirthDate": "",
+                       "PatientSex": "", "StudyDate": "", "StudyTime": "",
+                       "ReferringPhysicianName": "", "StudyID": "", "AccessionNumber": ""}
+
+
+def with_type2_patient_study(ds: Dataset) -> Dataset:
+    """``ds`` (read into memory, never written back) with absent type-2 attributes present
+    and empty, as DICOM allows, so highdicom can copy the patient and study modules."""
+    for keyword, empty in TYPE2_PATIENT_STUDY.items():
+        if keyword not in ds:
+            setattr(ds, keyword, empty)
+    return ds
 
 
 @dataclass(frozen=True)

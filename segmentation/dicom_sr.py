@@ -104,8 +104,9 @@ def write_dicom_sr(timepoints: Sequence[GraftTimepoint],
 
 
 def _read_dataset(path: str | os.PathLike, kind: str) -> Dataset:
+    from segmentation.dicom_seg import with_type2_patient_study
     try:
-        return pydicom.dcmread(path, stop_before_pixels=True)
+        return with_type2_patient_study(pydicom.dcmread(path, stop_before_pixels=True))
     except (OSError, InvalidDicomError) as exc:
         raise DicomExportError(f"{path}: cannot read this {kind} as DICOM ({exc}); pass the "
                                f"{kind} files of each timepoint") from exc

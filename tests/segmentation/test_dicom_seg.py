@@ -221,3 +221,21 @@ def test_seg_from_a_volume_loaded_by_imaging_load(tmp_path: Path, rng, plane: st
     from_files = read_dicom_seg(out, series.files).labels
     np.testing.assert_allclose(from_files.affine, image.affine, atol=1e-3)
     np.testing.assert_array_equal(from_files.array, labels.array)
+
+
+def test_source_without_type2_patient_attributes_still_gets_a_seg(tmp_path: Path, rng) -> None:
+    """Anonymised series often drop PatientBirthDate/PatientSex: the SEG has them empty."""
+    series = write_mr_series(tmp_path / "src", n_slices=4)
+    for path in series.files:
+        ds = pydicom.dcmread(path)
+        for keyword in ("PatientBirthDate", "PatientSex"):
+            if keyword in ds:
+                delattr(ds, keyword)
+        ds.save_as(path)
+    assert "PatientBirthDate" not in pydicom.dcmread(series.files[0])
+    labels = LabelVolume(_labels(series.shape, rng), series.affine)
+    out = write_dicom_seg(labels, series.files, tmp_path / "seg.dcm")
+    seg = pydicom.dcmread(out)
+    assert seg.PatientBirthDate == "" and seg.PatientSex == ""
+    np.testing.assert_array_equal(read_dicom_seg(out, labels).labels.array, labels.array)
+    assert "PatientBirthDate" not in pydicom.dcmread(series.files[0])  # sources untouched
