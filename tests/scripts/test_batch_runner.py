@@ -62,3 +62,17 @@ def test_dask_local_cluster_gives_the_same_statuses(tmp_path):
         statuses = run_cohort(_entries(tmp_path, names), write_marker, tmp_path / "out",
                               is_complete=marker_exists, scheduler=cluster.scheduler_address)
     assert [s.status for s in statuses] == ["ok", "failed", "ok"]
+
+
+def test_output_folder_that_cannot_be_written_is_refused_with_its_path(tmp_path, capsys):
+    """A folder under a regular file cannot be created, even by root (unlike permissions)."""
+    from scripts.cli import main
+    blocker = tmp_path / "afile"
+    blocker.write_text("not a folder")
+    root = tmp_path / "study"
+    (root / "sub-001" / "anat").mkdir(parents=True)
+    out = blocker / "out"
+    assert main(["batch", str(root), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert f"graftwatch batch: error: cannot write to output folder {out}" in err
+    assert "Traceback" not in err
