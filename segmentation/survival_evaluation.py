@@ -39,10 +39,8 @@ def write_cohort(out: Path, n_subjects: int, seed: int, resolution: str,
                  n_sessions: int) -> Path:
     """Simulated BIDS study (truth under derivatives/phantom-truth), subject i from seed + i."""
     from imaging.phantom import sample_spec, simulate_subject
-    from imaging.phantom.bids_writer import (write_dataset_description, write_participants,
-                                             write_subject)
-    from imaging.phantom.dicom_writer import transplant_date
-    from imaging.phantom.results import SimulatedSubject
+    from imaging.phantom.bids_writer import write_subject
+    from imaging.phantom.dataset import finish_dataset, summary
     summaries = []
     for i in range(n_subjects):
         label, survival, control = CASES[i % len(CASES)]
@@ -51,10 +49,8 @@ def write_cohort(out: Path, n_subjects: int, seed: int, resolution: str,
                            survival=survival, n_sessions=n_sessions)
         subject = simulate_subject(spec, rng, subject_id=f"sub-{i + 1:03d}")
         write_subject(Path(out), subject)
-        summaries.append(SimulatedSubject(subject.subject_id, spec, ()))
-    write_participants(Path(out), summaries, [transplant_date(i) for i in range(n_subjects)])
-    write_dataset_description(Path(out), seed)
-    return Path(out)
+        summaries.append(summary(subject))
+    return finish_dataset(Path(out), summaries, seed)
 
 
 @dataclass(frozen=True)

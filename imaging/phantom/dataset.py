@@ -59,15 +59,21 @@ def write_dataset(out: Path, n_subjects: int, seed: int,
         if dicom:
             write_subject_dicom(out, subject, transplant_date(index), seed,
                                 np.random.default_rng(child.spawn(1)[0]))
-        subjects.append(_summary(subject))
+        subjects.append(summary(subject))
         log.info("%s written (%s%s)", subject.subject_id, spec.graft.label,
                  ", control" if spec.graft.control else "")
-    write_participants(out, subjects, [transplant_date(i) for i in range(n_subjects)])
-    write_dataset_description(out, seed)
-    return out
+    return finish_dataset(out, subjects, seed)
 
 
-def _summary(subject):
+def summary(subject):
     """Keep only what participants.tsv needs, so a large cohort does not hold every image."""
     from imaging.phantom.results import SimulatedSubject
     return SimulatedSubject(subject.subject_id, subject.spec, ())
+
+
+def finish_dataset(out: Path, summaries: Sequence, seed: int) -> Path:
+    """participants.tsv (subject i's transplant date: ``transplant_date(i)``) and
+    dataset_description.json, once every subject is written under ``out``."""
+    write_participants(out, summaries, [transplant_date(i) for i in range(len(summaries))])
+    write_dataset_description(out, seed)
+    return out
