@@ -14,9 +14,10 @@ from typing import Any, Mapping
 
 from imaging.errors import ModelError
 
-TASKS = ("segment", "locate")
+TASKS = ("segment", "locate", "graft")
 SEGMENT_LABELS = {0: "background", 1: "cord", 2: "lesion", 3: "graft"}
 LOCATE_LABELS = {0: "background", 1: "cord region"}
+GRAFT_LABELS = {0: "background", 1: "graft"}
 REQUIRED_KEYS = ("name", "task", "contrasts", "spacing_mm", "patch_size", "labels",
                  "architecture", "normalisation")
 

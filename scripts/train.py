@@ -1,4 +1,5 @@
-"""``graftwatch train``: train the segmenter and/or the cord locator (thin over models.training).
+"""``graftwatch train``: train the segmenter, the cord locator and/or the graft model
+(thin over models.training).
 
     graftwatch train --model all --out runs/v1 --seed 0 --steps 3000 --locator-steps 1000 --install
 
@@ -14,7 +15,7 @@ import logging
 import sys
 from pathlib import Path
 
-MODELS = ("seg", "locator", "all")
+MODELS = ("seg", "locator", "graft", "all")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,6 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--steps", type=int, default=3000, help="training steps (segmenter)")
     parser.add_argument("--locator-steps", type=int, default=None,
                         help="training steps of the locator (default: --steps)")
+    parser.add_argument("--graft-steps", type=int, default=None,
+                        help="training steps of the graft model (default: --steps)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=2)
     parser.add_argument("--phantom-subjects", type=int, default=24,
@@ -49,20 +52,21 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.steps < 1 or (args.locator_steps is not None and args.locator_steps < 1):
-        parser.error("--steps and --locator-steps must be at least 1")
+    if min(s for s in (args.steps, args.locator_steps, args.graft_steps) if s is not None) < 1:
+        parser.error("--steps, --locator-steps and --graft-steps must be at least 1")
     from scripts.cli import configure_logging
     configure_logging(args.verbose)
     import torch
-    from models.training.recipes import TrainConfig
+    from models.training.recipes import MODELS as RECIPES, recipe_config
     from models.training.train import train
     if args.threads:
         torch.set_num_threads(args.threads)
     command = "graftwatch train " + " ".join(sys.argv[2:] if argv is None else argv)
-    names = ("seg", "locator") if args.model == "all" else (args.model,)
+    names = RECIPES if args.model == "all" else (args.model,)
+    own_steps = {"locator": args.locator_steps, "graft": args.graft_steps}
     for name in names:
-        steps = args.steps if name == "seg" or args.locator_steps is None else args.locator_steps
-        config = TrainConfig(model=name, steps=steps, seed=args.seed, batch_size=args.batch_size,
+        steps = own_steps.get(name) or args.steps
+        config = recipe_config(name, steps=steps, seed=args.seed, batch_size=args.batch_size,
                              checkpoint_every=args.checkpoint_every,
                              validate_every=args.validate_every,
                              phantom_train_subjects=args.phantom_subjects,

@@ -130,14 +130,20 @@ def _quantise(fractions: np.ndarray) -> np.ndarray:
 
 def build_case(name: str, image: Volume, targets: np.ndarray, annotation: str,
                card: ModelCard, validation: bool = False) -> TrainingCase:
-    if card.task == "segment":
+    if data_task(card) == "segment":
         return build_seg_case(name, image, targets, annotation, card, linear_targets=not validation)
     return build_locator_case(name, image, targets, annotation, card)
 
 
 # --- cache --------------------------------------------------------------------------
+def data_task(card: ModelCard) -> str:
+    """What a model's cases look like: the graft model sees the segmenter's cases (the same
+    grid, box and normalisation; it keeps only their graft fractions)."""
+    return "segment" if card.task == "graft" else card.task
+
+
 def cache_key(name: str, card: ModelCard, validation: bool = False) -> str:
-    text = f"{name}|{card.task}|{card.spacing_mm}|{card.normalisation}|{BOX_MARGIN_MM}|{validation}"
+    text = f"{name}|{data_task(card)}|{card.spacing_mm}|{card.normalisation}|{BOX_MARGIN_MM}|{validation}"
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

@@ -6,6 +6,9 @@
   sum of P(labels 1..K-1) is supervised against the mask, with binary cross-entropy and
   soft Dice; how the network splits the region into cord, lesion and graft is left free.
 
+``graft_loss`` (the binary graft model) applies the ``full`` loss to (background, graft)
+for every sample.
+
 For ``full`` samples of a model with a graft label (the last one), a volume term adds
 ``volume_weight x |sum P(graft) - sum target graft| / (sum P + sum target + VOLUME_SMOOTH)``,
 a relative volume error bounded by 1 like a Dice loss (a patch without graft and a
@@ -46,7 +49,7 @@ def _full_loss(logits: torch.Tensor, target: torch.Tensor, volume_weight: float 
     cross_entropy = -(target * log_p).sum(0).mean()
     dice = soft_dice(probability[1:], target[1:]).mean()
     loss = cross_entropy + (1 - dice)
-    if volume_weight and logits.shape[0] > 3:
+    if volume_weight:                                   # the last channel is the graft
         truth, predicted = target[-1].sum(), probability[-1].sum()
         loss = loss + volume_weight * (predicted - truth).abs() / (predicted + truth + VOLUME_SMOOTH)
     return loss
@@ -62,6 +65,23 @@ def _cord_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return cross_entropy + (1 - dice)
 
 
+def graft_loss(logits: torch.Tensor, target: torch.Tensor, volume_weight: float = 0.0) -> torch.Tensor:
+    """Loss of the binary graft model: logits (N, 2, ...) against the graft fraction of
+    4-label targets (N, 4, ...), for every sample. Scans annotated for the cord only are
+    real cords without a transplant, so their graft fraction 0 is the truth (negatives).
+
+    Per sample: soft cross-entropy + (1 - soft Dice of the graft) + the volume term.
+    """
+    if logits.shape[1] != 2 or target.shape[1] != 4 or logits.shape[2:] != target.shape[2:]:
+        raise ModelError(f"graft loss: logits {tuple(logits.shape)} and target "
+                         f"{tuple(target.shape)}; expected (N, 2, ...) and (N, 4, ...)")
+    losses = []
+    for sample_logits, sample_target in zip(logits.float(), target.float()):
+        graft = sample_target[-1]
+        losses.append(_full_loss(sample_logits, torch.stack([1 - graft, graft]), volume_weight))
+    return torch.stack(losses).mean()
+
+
 def masked_loss(logits: torch.Tensor, target: torch.Tensor, annotations: Sequence[str],
                 volume_weight: float = 0.0) -> torch.Tensor:
     """Mean over the batch of each sample's loss; logits and target are (N, K, X, Y, Z)."""
@@ -72,7 +92,8 @@ def masked_loss(logits: torch.Tensor, target: torch.Tensor, annotations: Sequenc
     losses = []
     for sample_logits, sample_target, annotation in zip(logits.float(), target.float(), annotations):
         if annotation == "full":
-            losses.append(_full_loss(sample_logits, sample_target, volume_weight))
+            graft_weight = volume_weight if logits.shape[1] > 3 else 0.0
+            losses.append(_full_loss(sample_logits, sample_target, graft_weight))
         elif annotation == "cord":
             losses.append(_cord_loss(sample_logits, sample_target))
         else:

@@ -1,24 +1,44 @@
-"""The two shipped models as training recipes: their card (before training) and settings."""
+"""The shipped models as training recipes: their card (before training) and settings.
+
+* ``seg``: cord, lesion and graft in a box around the cord (4 labels);
+* ``locator``: the cord region over the whole field of view at 2 mm;
+* ``graft``: the graft alone (2 labels), on the segmenter's grid, box and normalisation,
+  so that it runs on the very array the segmenter saw and replaces its graft channel.
+  A dedicated binary network with graft-centred patches: the 4-label segmenter learnt
+  cord and lesion well but never won the argmax for a graft of a few mm3.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
 from imaging.errors import ModelError
-from models.card import LOCATE_LABELS, SEGMENT_LABELS, ModelCard
+from models.card import GRAFT_LABELS, LOCATE_LABELS, SEGMENT_LABELS, ModelCard
 from models.training.augment import AugmentConfig
 
 # What this recipe trains next. The registry's defaults name the models that ship now; they
 # move to these names when weights trained by this recipe are installed.
 SEG_NAME = "graftwatch-seg-v2"
 LOCATOR_NAME = "graftwatch-locator-v2"
+GRAFT_NAME = "graftwatch-graft-v1"
+MODELS = ("seg", "locator", "graft")
+
+# Sampling defaults that differ per model (TrainConfig's own defaults are the segmenter's).
+# The graft model: most patches centred on a graft voxel, a quarter on the lesion (what a
+# graft must be told from), few real scans (graft-free cords: negatives).
+RECIPE_DEFAULTS = {
+    "seg": {},
+    "locator": {},
+    "graft": {"graft_fraction": 0.6, "focus_fraction": 0.25, "real_fraction": 0.1,
+              "volume_weight": 0.5},
+}
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything a run depends on besides the code: written into the card."""
 
-    model: str = "seg"                 # "seg" | "locator"
+    model: str = "seg"                 # one of MODELS
     steps: int = 2000
     seed: int = 0
     batch_size: int = 2
@@ -45,6 +65,13 @@ class TrainConfig:
         return data
 
 
+def recipe_config(model: str, **settings) -> TrainConfig:
+    """The TrainConfig of ``model`` with its recipe defaults, then ``settings`` on top."""
+    if model not in MODELS:
+        raise ModelError(f"model {model!r}; expected one of {MODELS}")
+    return TrainConfig(model=model, **{**RECIPE_DEFAULTS[model], **settings})
+
+
 def base_card(config: TrainConfig) -> ModelCard:
     """The card of the model a config trains, before training fills in the rest."""
     if config.model == "seg":
@@ -61,8 +88,15 @@ def base_card(config: TrainConfig) -> ModelCard:
             architecture={"in_channels": 1, "out_channels": 2, "channels": [8, 16, 32],
                           "strides": [2, 2], "norm": "instance", "dropout": 0.0},
             normalisation="percentile")
+    elif config.model == "graft":
+        card = ModelCard(
+            name=GRAFT_NAME, task="graft", contrasts=("T2w", "T2starw"),
+            spacing_mm=(0.6, 0.6, 0.6), patch_size=(32, 32, 32), labels=GRAFT_LABELS,
+            architecture={"in_channels": 1, "out_channels": 2, "channels": [16, 32, 64],
+                          "strides": [2, 2], "norm": "instance", "dropout": 0.0},
+            normalisation="percentile")
     else:
-        raise ModelError(f"model {config.model!r}; expected 'seg' or 'locator'")
+        raise ModelError(f"model {config.model!r}; expected one of {MODELS}")
     arch = dict(card.architecture)
     if config.channels is not None:
         arch["channels"] = list(config.channels)

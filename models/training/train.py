@@ -30,10 +30,10 @@ from models.card import ModelCard
 from models.registry import WEIGHTS_DIR, build_network, install_model
 from models.training import dataset, sources
 from models.training.dataset import TrainingCase
-from models.training.loss import masked_loss
+from models.training.loss import graft_loss, masked_loss
 from models.training.recipes import TrainConfig, base_card
 from models.training.sampling import draw_batch
-from models.training.validate import score_cases
+from models.training.validate import score_cases, score_graft_cases
 
 log = logging.getLogger(__name__)
 QUICK_PHANTOM_CASES = 6
@@ -160,7 +160,10 @@ def train_step(state: _State, data: TrainingData, config: TrainConfig, card: Mod
     state.network.train()
     with torch.autocast("cpu", dtype=torch.bfloat16):
         logits = state.network(batch.image)
-    loss = masked_loss(logits.float(), batch.target, batch.annotations, config.volume_weight)
+    if card.task == "graft":
+        loss = graft_loss(logits.float(), batch.target, config.volume_weight)
+    else:
+        loss = masked_loss(logits.float(), batch.target, batch.annotations, config.volume_weight)
     state.optimiser.zero_grad(set_to_none=True)
     loss.backward()
     state.optimiser.step()
@@ -175,6 +178,11 @@ def validate(network: nn.Module, data: TrainingData, card: ModelCard, quick: boo
     phantom = data.phantom_holdout[:QUICK_PHANTOM_CASES] if quick else data.phantom_holdout
     device = torch.device("cpu")
     result = {}
+    if card.task == "graft":
+        # real held-out scans have no graft: their false graft is what they can show
+        return {"phantom_holdout": score_graft_cases(network, phantom, card.patch_size, device),
+                "real_holdout": score_graft_cases(network, data.real_holdout, card.patch_size,
+                                                  device)}
     if phantom:
         result["phantom_holdout"] = score_cases(network, phantom, card.patch_size, card.labels, device)
     if data.real_holdout:
@@ -186,6 +194,9 @@ def validate(network: nn.Module, data: TrainingData, card: ModelCard, quick: boo
 def _validation_notes(card: ModelCard) -> dict:
     if card.task == "locate":
         return {"grid": f"the locator's own {card.spacing_mm} mm grid over the whole field of view"}
+    if card.task == "graft":
+        return {"grid": "input grid (block-averaged P(graft) >= 0.5 against graft fraction >= 0.5)",
+                "box": "true cord box + margin, normalised as for the segmenter"}
     return {"grid": "input grid (block-averaged probabilities, argmax)",
             "box": "true cord box + margin (the locator is not used here)"}
 

@@ -104,3 +104,40 @@ def score_cases(network: nn.Module, cases: Sequence[TrainingCase], patch: Sequen
                                                 if false_volumes else None),
             "cases_without_graft": len(false_volumes)}
     return result
+
+
+def score_graft_cases(network: nn.Module, cases: Sequence[TrainingCase], patch: Sequence[int],
+                      device: torch.device) -> dict:
+    """The binary graft model on the input grid: Dice of P(graft) >= 0.5 against the graft
+    fraction >= 0.5, pooled and averaged over cases whose truth has a graft voxel; the
+    graft volume (sum of probabilities) against the partial-volume truth, as
+    ``score_cases`` reports it for the segmenter."""
+    overlap = size = 0.0
+    per_case, volume_errors, false_volumes = [], [], []
+    for case in cases:
+        probs = predict_probabilities(network, case.image.astype(np.float32), patch, device)
+        voxels = int(np.prod(case.factors))
+        true_fraction = block_average(case.target_fractions()[-1:], case.factors)[0]
+        predicted_fraction = block_average(probs[-1:], case.factors)[0]
+        p, t = predicted_fraction >= 0.5, true_fraction >= 0.5
+        inter, total = float((p & t).sum()), float(p.sum() + t.sum())
+        overlap, size = overlap + inter, size + total
+        if t.any():
+            per_case.append(2 * inter / total)
+        true_graft = float(case.target_fractions()[-1].sum()) / voxels
+        predicted_graft = float(probs[-1].sum()) / voxels
+        if true_graft >= 1.0:
+            volume_errors.append(100.0 * abs(predicted_graft - true_graft) / true_graft)
+        elif true_graft == 0.0:          # controls, baselines and real cords: no transplant
+            false_volumes.append(predicted_graft)
+    return {"cases": len(cases),
+            "dice_pooled": {"graft": round(2 * overlap / size, 4) if size else None},
+            "dice_mean": {"graft": round(float(np.mean(per_case)), 4) if per_case else None},
+            "cases_with_label": {"graft": len(per_case)},
+            "graft_volume": {
+                "median_abs_error_pct": (round(float(np.median(volume_errors)), 2)
+                                         if volume_errors else None),
+                "cases": len(volume_errors),
+                "mean_false_voxels_without_graft": (round(float(np.mean(false_volumes)), 3)
+                                                    if false_volumes else None),
+                "cases_without_graft": len(false_volumes)}}
