@@ -27,6 +27,10 @@ log = logging.getLogger(__name__)
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 DEFAULT_MODEL = "graftwatch-seg-v2"
 DEFAULT_LOCATOR = "graftwatch-locator-v1"
+# The dedicated graft model whose P(graft) replaces the segmenter's (None: the segmenter's own).
+# It was trained on DEFAULT_MODEL's grid and cases, so it pairs with that segmenter only.
+DEFAULT_GRAFT: str | None = None
+PAIRED = "paired"
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,15 @@ class LoadedModel:
     network: nn.Module
     card: ModelCard
     device: torch.device
+
+
+def graft_model_name(choice: str | None, segmenter: str = DEFAULT_MODEL) -> str | None:
+    """The graft model to run with ``segmenter``: ``None`` or "paired" -> DEFAULT_GRAFT when
+    the segmenter is DEFAULT_MODEL (the pair trained together), else none; "none" -> no
+    graft model (the segmenter's own graft channel); anything else is a model name."""
+    if choice is None or choice == PAIRED:
+        return DEFAULT_GRAFT if segmenter == DEFAULT_MODEL else None
+    return None if choice.lower() == "none" else choice
 
 
 def _weights_dir(weights_dir: Path | None) -> Path:

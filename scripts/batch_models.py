@@ -34,11 +34,10 @@ class ModelCache:
         return self._loaded[key]
 
     def pipeline_models(self, model: str | None, device: str) -> tuple:
-        """(segmenter, locator) as ``analyze_subject(models=...)`` takes them."""
-        from models.registry import DEFAULT_LOCATOR, DEFAULT_MODEL
+        """(segmenter, locator[, graft model]) as ``analyze_subject(models=...)`` takes them."""
         from segmentation.device import resolve_device
-        torch_device = resolve_device(device)
-        return self.get(model or DEFAULT_MODEL, torch_device), self.get(DEFAULT_LOCATOR, torch_device)
+        from segmentation.pipeline import load_pipeline_models
+        return load_pipeline_models(resolve_device(device), model, load=self.get)
 
 
 _worker_cache: ModelCache | None = None  # set only in a local worker process, by init_worker

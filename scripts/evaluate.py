@@ -26,6 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--real", action="store_true", help="also the held-out real scans")
     parser.add_argument("--model", default=None, help="segmentation model (default: shipped)")
     parser.add_argument("--locator", default=None, help="cord locator (default: shipped)")
+    parser.add_argument("--graft", default=None,
+                        help="graft model (default: shipped; 'none': the segmenter's own graft)")
     parser.add_argument("--models-dir", type=Path, default=None)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--tta", action="store_true", help="test-time augmentation for the model")
@@ -47,13 +49,15 @@ def main(argv: list[str] | None = None) -> int:
     from scripts.cli import configure_logging
     configure_logging(args.verbose)
     from imaging.atomic import write_text_atomic
-    from models.registry import DEFAULT_LOCATOR, DEFAULT_MODEL, load_model
+    from models.registry import DEFAULT_LOCATOR, DEFAULT_MODEL, graft_model_name, load_model
     from segmentation.device import resolve_device
     from segmentation.evaluation import evaluate
 
     device = resolve_device(args.device)
     model = load_model(args.model or DEFAULT_MODEL, device, args.models_dir)
     locator = load_model(args.locator or DEFAULT_LOCATOR, device, args.models_dir)
+    graft_name = graft_model_name(args.graft, model.card.name)
+    graft = None if graft_name is None else load_model(graft_name, device, args.models_dir)
 
     def progress(score) -> None:
         graft = score.scores.get("graft")
@@ -62,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
               + (" FALSE GRAFT" if score.graft_free and score.any_graft else "")
               + f" ({score.seconds:.1f} s)", flush=True)
 
-    report = evaluate(model, locator, n_phantoms=args.phantoms, seed=args.seed,
+    report = evaluate(model, locator, graft=graft, n_phantoms=args.phantoms, seed=args.seed,
                       sessions=args.sessions, real=args.real, tta=args.tta, progress=progress)
     write_text_atomic(args.out, json.dumps(report.to_dict(), indent=2) + "\n")
     print(report.table())

@@ -29,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--model", default=None, help="segmentation model (default: the shipped one)")
     parser.add_argument("--locator", default=None, help="cord locator (default: the shipped one)")
+    parser.add_argument("--graft", default=None, help="graft model (default: the shipped one; "
+                        "'none': the segmenter's own graft channel)")
     parser.add_argument("--models-dir", type=Path, default=None,
                         help="folder of model cards and weights (default: models/weights)")
     parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:N")
@@ -59,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     from imaging.atomic import write_text_atomic
     from imaging.errors import OutputError
     from imaging.io import load, save
-    from models.registry import DEFAULT_LOCATOR, DEFAULT_MODEL, load_model
+    from models.registry import DEFAULT_LOCATOR, DEFAULT_MODEL, graft_model_name, load_model
     from segmentation.device import resolve_device
     from segmentation.inference import segment
 
@@ -73,8 +75,11 @@ def main(argv: list[str] | None = None) -> int:
     device = resolve_device(args.device)
     model = load_model(args.model or DEFAULT_MODEL, device, args.models_dir)
     locator = load_model(args.locator or DEFAULT_LOCATOR, device, args.models_dir)
+    graft_name = graft_model_name(args.graft, model.card.name)
+    graft = None if graft_name is None else load_model(graft_name, device, args.models_dir)
     result = segment(volume, model, contrast=args.contrast, force_contrast=args.force_contrast,
-                     tta=args.tta, precision=args.precision, locator=locator)
+                     tta=args.tta, precision=args.precision, locator=locator,
+                     graft=graft)
     save(result.labels, targets[0])
     save(result.probabilities, targets[1])
     save(result.uncertainty, targets[2])

@@ -100,8 +100,9 @@ def score_labels(predicted: np.ndarray, predicted_mm3: Mapping[str, float], case
     return scores
 
 
-def _model_run(case: EvalCase, model: LoadedModel, locator: LoadedModel, tta: bool):
-    result = segment(case.image, model, locator=locator, tta=tta)
+def _model_run(case: EvalCase, model: LoadedModel, locator: LoadedModel,
+               graft: LoadedModel | None, tta: bool):
+    result = segment(case.image, model, locator=locator, graft=graft, tta=tta)
     probs = result.probabilities.array
     voxel = result.probabilities.voxel_volume_mm3
     volumes = {name: float(probs[..., list(ids)].sum()) * voxel for name, ids in LABEL_SETS.items()}
@@ -269,24 +270,27 @@ class EvaluationReport:
         return "\n".join(lines)
 
 
-def evaluate(model: LoadedModel, locator: LoadedModel, *, n_phantoms: int = 6,
+def evaluate(model: LoadedModel, locator: LoadedModel, *, graft: LoadedModel | None = None,
+             n_phantoms: int = 6,
              seed: int = DEFAULT_PHANTOM_SEED, sessions: int | None = None, real: bool = True,
              tta: bool = False, progress: Callable[[CaseScore], None] | None = None
              ) -> EvaluationReport:
-    """Score the model and the baseline on held-out phantoms (and real scans)."""
+    """Score the model and the baseline on held-out phantoms (and real scans); ``graft``:
+    the graft model whose P(graft) replaces the segmenter's (None: the segmenter's own)."""
     training = dict(model.card.training)
     check_unseen_seeds(training, range(seed, seed + n_phantoms))
     sources = [phantom_cases(n_phantoms, seed, sessions)] + ([real_cases(training)] if real else [])
     scores = []
     for source in sources:
         for case in source:
-            for method, run in (("model", lambda: _model_run(case, model, locator, tta)),
+            for method, run in (("model", lambda: _model_run(case, model, locator, graft, tta)),
                                 ("baseline", lambda: _baseline_run(case))):
                 score = score_case(case, method, run)
                 scores.append(score)
                 if progress is not None:
                     progress(score)
     settings = {"model": model.card.name, "locator": locator.card.name,
+                "graft_model": None if graft is None else graft.card.name,
                 "phantom_seeds": list(range(seed, seed + n_phantoms)), "sessions": sessions,
                 "real": real, "tta": tta, "device": str(model.device),
                 "model_training_seeds": training.get("phantom_train_seeds"),

@@ -12,6 +12,9 @@ Stages (each timed in ``SegmentationResult.timings_s``):
    refines the input grid by integer factors (``models.input``), normalised over the
    box as in training, sliding window with Gaussian blending; optional test-time augmentation by the
    8 combinations of axis flips (each flipped back before averaging).
+   With a graft model (``graft=``, task "graft"), its P(graft) over the segmenter's cord
+   region (plus 5 mm) replaces the segmenter's graft channel on the same model-grid
+   array, per TTA pass (``segmentation.graft_refine``).
 4. postprocess: ``segmentation.postprocess`` on the box (components, graft near the
    cord, islands in mm3).
 5. assemble: probabilities block-averaged back to the input grid (exact partial
@@ -40,8 +43,10 @@ import torch
 from imaging.errors import ContrastError, ModelError
 from imaging.volume import LabelVolume, Volume
 from models.input import block_average, image_for_model, model_grid, normalise_for_model, refine
-from models.registry import DEFAULT_LOCATOR, DEFAULT_MODEL, LoadedModel, load_model
+from models.registry import (DEFAULT_LOCATOR, DEFAULT_MODEL, PAIRED, LoadedModel, graft_model_name,
+                             load_model)
 from segmentation.device import cpu_has_native_bf16, resolve_device
+from segmentation.graft_refine import apply_graft_model, check_graft_model
 from segmentation.locate import (CordBox, LocatorConfig, box_through_affines, locate_cord,
                                  model_probabilities)
 from segmentation.postprocess import (GRAFT, PostprocessConfig, PostprocessReport,
@@ -66,6 +71,7 @@ class SegmentationResult:
     precision: str
     model: str
     locator: str
+    graft_model: str | None                # the graft model whose P(graft) was used, or None
     cord_found: bool
     reason: str
     box: CordBox | None                    # in the input's own voxel indices
@@ -79,7 +85,8 @@ class SegmentationResult:
         return {LABEL_NAMES.get(k, str(k)): float(v) * voxel for k, v in enumerate(sums) if k}
 
     def to_dict(self) -> dict[str, Any]:
-        return {"model": self.model, "locator": self.locator, "device": self.device,
+        return {"model": self.model, "locator": self.locator, "graft_model": self.graft_model,
+                "device": self.device,
                 "precision": self.precision, "cord_found": self.cord_found, "reason": self.reason,
                 "box": None if self.box is None else self.box.to_dict(),
                 "volumes_mm3": self.volumes_mm3(), "timings_s": dict(self.timings_s),
@@ -125,17 +132,23 @@ def _resolve_precision(precision: str, device: torch.device) -> str:
     return precision
 
 
-def _fine_probabilities(image_ras: Volume, box: CordBox, loaded: LoadedModel, *, tta: bool,
-                        precision: str, batch_size: int, overlap: float) -> list[np.ndarray]:
-    """One (labels, x, y, z) array per TTA pass, block-averaged onto the input-grid box."""
+def _fine_probabilities(image_ras: Volume, box: CordBox, loaded: LoadedModel,
+                        graft: LoadedModel | None, *, tta: bool, precision: str,
+                        batch_size: int, overlap: float) -> list[np.ndarray]:
+    """One (labels, x, y, z) array per TTA pass, block-averaged onto the input-grid box;
+    with a graft model, its P(graft) replaces the segmenter's (``graft_refine``)."""
     crop = image_ras.crop(box.lower, box.upper)
     _, _, factors = model_grid(crop, loaded.card.spacing_mm)
     fine = normalise_for_model(refine(crop.array, factors, linear=True), loaded.card)
+    fine_spacing = np.asarray(crop.spacing) / np.asarray(factors)
     runs = []
     for flips in TTA_FLIPS if tta else ((),):
         view = np.ascontiguousarray(np.flip(fine, flips)) if flips else fine
         probs = model_probabilities(loaded, view, precision=precision, batch_size=batch_size,
                                     overlap=overlap)
+        if graft is not None:
+            probs = apply_graft_model(probs, view, fine_spacing, graft, precision=precision,
+                                      batch_size=batch_size, overlap=overlap)
         if flips:
             probs = np.flip(probs, tuple(a + 1 for a in flips))
         runs.append(block_average(probs, factors).astype(np.float32))
@@ -161,6 +174,7 @@ class _Context:
     image_ras: Volume
     model: LoadedModel
     locator: LoadedModel
+    graft: LoadedModel | None
     precision: str
     meta: Mapping[str, Any]
 
@@ -190,6 +204,7 @@ def _result(ctx: _Context, probs_ras: np.ndarray, samples: np.ndarray | None, *,
                                     {**ctx.meta, "quantity": "normalised entropy"}),
         graft_probability_samples=samples, device=str(ctx.model.device),
         precision=ctx.precision, model=ctx.model.card.name, locator=ctx.locator.card.name,
+        graft_model=None if ctx.graft is None else ctx.graft.card.name,
         cord_found=found, reason=reason, box=input_box, timings_s=dict(timings),
         postprocess=report)
 
@@ -203,8 +218,8 @@ def _background(shape: tuple[int, int, int], n_labels: int) -> np.ndarray:
 def _segment_box(ctx: _Context, box: CordBox, tta: bool, batch_size: int, overlap: float,
                  config: PostprocessConfig | None, timings: dict[str, float]):
     start = time.perf_counter()
-    runs = _fine_probabilities(ctx.image_ras, box, ctx.model, tta=tta, precision=ctx.precision,
-                               batch_size=batch_size, overlap=overlap)
+    runs = _fine_probabilities(ctx.image_ras, box, ctx.model, ctx.graft, tta=tta,
+                               precision=ctx.precision, batch_size=batch_size, overlap=overlap)
     mean = np.moveaxis(np.mean(runs, axis=0), 0, -1)
     timings["fine"] = time.perf_counter() - start
     start = time.perf_counter()
@@ -223,6 +238,7 @@ def segment(volume: Volume, model: str | LoadedModel = DEFAULT_MODEL,
             device: str | torch.device = "auto", contrast: str | None = None,
             force_contrast: bool = False, tta: bool = False, precision: str = "auto", *,
             locator: str | LoadedModel = DEFAULT_LOCATOR,
+            graft: str | LoadedModel | None = PAIRED,
             locator_config: LocatorConfig = LocatorConfig(),
             postprocess: PostprocessConfig | None = PostprocessConfig(),
             batch_size: int = 4, overlap: float = 0.25) -> SegmentationResult:
@@ -230,16 +246,26 @@ def segment(volume: Volume, model: str | LoadedModel = DEFAULT_MODEL,
 
     ``overlap``: fraction of a window shared with its neighbours in the fine model's
     sliding window (0.25 by default; 0 is faster, without blending across windows).
+    ``graft``: the graft model (a name or loaded), None for the segmenter's own graft
+    channel, or "paired": the registry's DEFAULT_GRAFT when ``model`` is DEFAULT_MODEL.
     """
     timings: dict[str, float] = {}
     start = time.perf_counter()
     given = None if str(device) == "auto" and not isinstance(model, str) else resolve_device(device)
     fine = _loaded(model, given, "segment")
     coarse = _loaded(locator, fine.device, "locate")
-    found_contrast = _check_contrast(volume, contrast, force_contrast, (fine.card, coarse.card))
+    if isinstance(graft, str):
+        graft = graft_model_name(graft, fine.card.name)
+    graft_model = None if graft is None else _loaded(graft, fine.device, "graft")
+    cards = (fine.card, coarse.card) + (() if graft_model is None else (graft_model.card,))
+    if graft_model is not None:
+        check_graft_model(graft_model.card, fine.card)
+    found_contrast = _check_contrast(volume, contrast, force_contrast, cards)
     image_ras = image_for_model(volume.reorient("RAS"))
-    meta = {"contrast": found_contrast, "model": fine.card.name, "source": volume.meta.get("source")}
-    ctx = _Context(volume, image_ras, fine, coarse, _resolve_precision(precision, fine.device),
+    meta = {"contrast": found_contrast, "model": fine.card.name, "source": volume.meta.get("source"),
+            "graft_model": None if graft_model is None else graft_model.card.name}
+    ctx = _Context(volume, image_ras, fine, coarse, graft_model,
+                   _resolve_precision(precision, fine.device),
                    {k: v for k, v in meta.items() if v is not None})
     timings["prepare"] = time.perf_counter() - start
     start = time.perf_counter()

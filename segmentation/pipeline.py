@@ -198,11 +198,31 @@ def _segment_timepoint(tp: Timepoint, models, device, tta: bool) -> _Segmented:
     from segmentation.inference import segment
     scan = primary_scan(tp)
     image = load(scan.path)
-    seg_model, locator = models
-    result = segment(image, model=seg_model, locator=locator, device=device, tta=tta)
+    seg_model, locator, graft_model = _model_triple(models)
+    result = segment(image, model=seg_model, locator=locator, graft=graft_model, device=device,
+                     tta=tta)
     graft = Volume(result.probabilities.array[..., GRAFT], result.probabilities.affine)
     return _Segmented(tp, str(scan.path), image, result.labels, graft,
                       result.graft_probability_samples, result.device)
+
+
+def _model_triple(models) -> tuple:
+    """(segmenter, locator, graft model or None) from 2 or 3 loaded models."""
+    if len(models) not in (2, 3):
+        raise AnalysisError(f"models: {len(models)} given; expected (segmenter, locator) or "
+                            "(segmenter, locator, graft model)")
+    return tuple(models) + (None,) * (3 - len(models))
+
+
+def load_pipeline_models(device, model: str | None = None, load=None) -> tuple:
+    """(segmenter, locator[, its paired graft model]) loaded on ``device``
+    (``load(name, device)``: how to load one, e.g. a worker's cache; default load_model)."""
+    from models.registry import DEFAULT_LOCATOR, DEFAULT_MODEL, graft_model_name, load_model
+    load = load or load_model
+    segmenter = model or DEFAULT_MODEL
+    graft = graft_model_name(None, segmenter)
+    names = (segmenter, DEFAULT_LOCATOR) + (() if graft is None else (graft,))
+    return tuple(load(name, device) for name in names)
 
 
 def _baseline_index(segmented: list[_Segmented]) -> int | None:
@@ -227,17 +247,15 @@ def analyze_subject(subject: Subject, config: AnalysisConfig, device: str = "aut
     """Analyse every timepoint of ``subject``; see the module docstring.
 
     ``subject_id`` names the outputs (default: the BIDS ``sub-`` label of the subject).
-    ``models``: already loaded (segmenter, locator) on ``device``, so a batch worker loads
+    ``models``: already loaded (segmenter, locator[, graft model]) on ``device``, so a batch worker loads
     them once, not per subject; by default they are loaded here.
     """
-    from models.registry import DEFAULT_LOCATOR, DEFAULT_MODEL, load_model
     from segmentation.device import resolve_device
     from segmentation.lookalikes import exclude_lookalikes
     if not subject.timepoints:
         raise AnalysisError(f"{subject.root}: subject {subject.subject_id} has no timepoints")
     torch_device = resolve_device(device)
-    models = models or (load_model(model or DEFAULT_MODEL, torch_device),
-                        load_model(DEFAULT_LOCATOR, torch_device))
+    models = models or load_pipeline_models(torch_device, model)
     segmented, failed = _segment_all(subject, models, torch_device, tta)
     base_i = _baseline_index(segmented)
     abnormal, baseline_flags = _baseline_map(segmented, base_i)

@@ -64,3 +64,20 @@ def test_graft_volume_term_is_bounded_for_a_diffuse_false_graft():
     plain = masked_loss(diffuse, target, ["full"])
     weighted = masked_loss(diffuse, target, ["full"], volume_weight=1.0)
     assert 0.8 < float(weighted - plain) <= 1.0
+
+
+def test_graft_loss_rewards_the_right_graft_and_counts_cord_only_scans_as_negatives():
+    from models.training.loss import graft_loss
+    target = torch.zeros(2, 4, 6, 6, 6)
+    target[:, 1] = 1.0
+    target[0, 1, 2:4, 2:4, 2:4], target[0, 3, 2:4, 2:4, 2:4] = 0.0, 1.0   # sample 0: a graft
+    graft = target[:, 3]
+    right = torch.stack([-(graft * 20 - 10), graft * 20 - 10], dim=1)
+    everywhere = torch.stack([torch.full_like(graft, -10), torch.full_like(graft, 10)], dim=1)
+    assert graft_loss(right, target, 0.5) < 0.05 < graft_loss(everywhere, target, 0.5)
+    # a false graft in the graft-free sample costs more than none
+    false_graft = right.clone()
+    false_graft[1, :, :3] = torch.tensor([-10.0, 10.0])[:, None, None, None]
+    assert graft_loss(false_graft, target, 0.5) > graft_loss(right, target, 0.5) + 0.2
+    with pytest.raises(ModelError, match=r"expected \(N, 2, ...\)"):
+        graft_loss(torch.zeros(1, 4, 2, 2, 2), torch.zeros(1, 4, 2, 2, 2))

@@ -83,3 +83,26 @@ def test_train_command_rejects_zero_steps(capsys):
     with pytest.raises(SystemExit):
         main(["--out", "x", "--steps", "0"])
     assert "at least 1" in capsys.readouterr().err
+
+
+def test_graft_model_trains_on_the_segmenters_cases_and_reports_graft_scores(tmp_path, tiny_data):
+    """The seg cases (4-label targets) train the 2-label graft model; its card keeps the
+    segmenter's grid and normalisation, and validation reports graft Dice and volume."""
+    config = tiny_config(2, model="graft")
+    result = train(config, tmp_path, tiny_data, progress=False, command="test")
+    seg_card = base_card(tiny_config(1))
+    assert result.card.task == "graft" and result.card.labels == {0: "background", 1: "graft"}
+    assert result.card.spacing_mm == seg_card.spacing_mm
+    assert result.card.normalisation == seg_card.normalisation
+    scores = result.card.validation["phantom_holdout"]
+    assert set(scores["dice_pooled"]) == {"graft"}
+    assert "median_abs_error_pct" in scores["graft_volume"]
+    assert len(result.losses) == 2 and all(np.isfinite(result.losses))
+
+
+def test_graft_recipe_centres_most_patches_on_the_graft():
+    from models.training.recipes import recipe_config
+    graft, seg = recipe_config("graft", steps=10), recipe_config("seg", steps=10)
+    assert graft.graft_fraction > seg.graft_fraction and graft.steps == 10
+    with pytest.raises(ModelError, match="expected one of"):
+        recipe_config("bones")
