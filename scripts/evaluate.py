@@ -26,6 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--real", action="store_true", help="also the held-out real scans")
     parser.add_argument("--model", default=None, help="segmentation model (default: shipped)")
     parser.add_argument("--locator", default=None, help="cord locator (default: shipped)")
+    parser.add_argument("--resolution", choices=("clinical", "research", "both"),
+                        default="clinical", help="phantom acquisitions: clinical (3-4 mm slices), "
+                        "research (0.3-0.6 mm in-plane, thin slices) or both")
     parser.add_argument("--graft", default=None,
                         help="graft model (default: shipped; 'none': the segmenter's own graft)")
     parser.add_argument("--models-dir", type=Path, default=None)
@@ -67,7 +70,9 @@ def main(argv: list[str] | None = None) -> int:
               + f" ({score.seconds:.1f} s)", flush=True)
 
     report = evaluate(model, locator, graft=graft, n_phantoms=args.phantoms, seed=args.seed,
-                      sessions=args.sessions, real=args.real, tta=args.tta, progress=progress)
+                      sessions=args.sessions, real=args.real, tta=args.tta, progress=progress,
+                      resolutions=("clinical", "research") if args.resolution == "both"
+                      else (args.resolution,))
     write_text_atomic(args.out, json.dumps(report.to_dict(), indent=2) + "\n")
     print(report.table())
     print(f"results: {args.out}")

@@ -127,35 +127,44 @@ def score_case(case: EvalCase, method: str, run: Callable[[], tuple]) -> CaseSco
 
 
 # --- datasets -------------------------------------------------------------------------
-def _session_case(name: str, session, image: Volume, control: bool) -> EvalCase:
+def _session_case(name: str, session, image: Volume, control: bool,
+                  dataset: str = "phantom") -> EvalCase:
     truth = session.dseg.array
     fractions = {"cord": session.cord_probseg.array + session.lesion_probseg.array
                  + session.graft_probseg.array,
                  "lesion": session.lesion_probseg.array, "graft": session.graft_probseg.array}
     voxel = session.dseg.voxel_volume_mm3
     true_mm3 = {k: float(np.sum(v)) * voxel for k, v in fractions.items()}
-    return EvalCase(name, "phantom", image, np.asarray(truth), true_mm3, ("cord", "lesion", "graft"),
+    return EvalCase(name, dataset, image, np.asarray(truth), true_mm3, ("cord", "lesion", "graft"),
                     control)
 
 
+PHANTOM_DATASETS = {"clinical": "phantom", "research": "phantom-research"}
+
+
 def phantom_cases(n_subjects: int, seed: int = DEFAULT_PHANTOM_SEED,
-                  sessions: int | None = None) -> Iterator[EvalCase]:
+                  sessions: int | None = None, resolution: str = "clinical") -> Iterator[EvalCase]:
     """Cases of simulated subjects ``seed + i``; every third one a graft-free control.
 
-    ``sessions`` limits the simulated schedule (baseline, early, then follow-ups)."""
+    ``sessions`` limits the simulated schedule (baseline, early, then follow-ups);
+    ``resolution`` "clinical" (3-4 mm slices, dataset "phantom") or "research" (in-plane
+    0.3-0.6 mm, thin slices, dataset "phantom-research")."""
+    if resolution not in PHANTOM_DATASETS:
+        raise ModelError(f"resolution {resolution!r}; expected one of {list(PHANTOM_DATASETS)}")
+    dataset = PHANTOM_DATASETS[resolution]
     from imaging.phantom import sample_spec, simulate_subject
     for i in range(n_subjects):
         rng = np.random.default_rng(seed + i)
         control = i % CONTROL_EVERY == CONTROL_EVERY - 1
         label = ("none", "spio")[i % 2]
         extra = {} if sessions is None else {"n_sessions": sessions}
-        spec = sample_spec(rng, label=label, control=control, resolution="clinical", **extra)
+        spec = sample_spec(rng, label=label, control=control, resolution=resolution, **extra)
         subject = simulate_subject(spec, rng, subject_id=f"sub-eval{seed + i}")
         for session in subject.sessions:
             name = f"seed {seed + i} {session.session_id} {label}{' control' if control else ''}"
-            yield _session_case(f"{name} T2w", session, session.t2w, control)
+            yield _session_case(f"{name} T2w", session, session.t2w, control, dataset)
             if session.t2starw is not None:
-                yield _session_case(f"{name} T2starw", session, session.t2starw, control)
+                yield _session_case(f"{name} T2starw", session, session.t2starw, control, dataset)
 
 
 def real_cases(card_training: Mapping[str, Any]) -> Iterator[EvalCase]:
@@ -208,7 +217,8 @@ def summarise(cases: Sequence[CaseScore], dataset: str, method: str, label: str)
 
 def false_graft(cases: Sequence[CaseScore], method: str) -> dict[str, Any]:
     """Graft-free phantom scans (controls and pre-injection sessions) with any graft voxel."""
-    free = [c for c in cases if c.dataset == "phantom" and c.method == method and c.graft_free]
+    free = [c for c in cases if c.dataset in PHANTOM_DATASETS.values() and c.method == method
+            and c.graft_free]
     controls = [c for c in free if c.control]
     hits, control_hits = sum(c.any_graft for c in free), sum(c.any_graft for c in controls)
     return {"method": method, "graft_free_scans": len(free), "with_false_graft": hits,
@@ -255,11 +265,11 @@ class EvaluationReport:
                         "cases": [c.to_dict() for c in self.cases]})
 
     def table(self) -> str:
-        head = (f"{'dataset':<8} {'label':<7} {'method':<9} {'n':>3} {'Dice med':>9} "
+        head = (f"{'dataset':<16} {'label':<7} {'method':<9} {'n':>3} {'Dice med':>9} "
                 f"{'HD95 mm':>8} {'n vol':>5} {'|vol err| %':>11}")
         lines = [head, "-" * len(head)]
         for row in self.summary():
-            lines.append(f"{row['dataset']:<8} {row['label']:<7} {row['method']:<9} "
+            lines.append(f"{row['dataset']:<16} {row['label']:<7} {row['method']:<9} "
                          f"{row['n']:>3} {_cell(row['dice_median'], 3):>9} "
                          f"{_cell(row['hd95_mm_median'], 2):>8} {row['n_volume']:>5} "
                          f"{_cell(row['abs_volume_error_percent_median'], 1):>11}")
@@ -273,13 +283,14 @@ class EvaluationReport:
 def evaluate(model: LoadedModel, locator: LoadedModel, *, graft: LoadedModel | None = None,
              n_phantoms: int = 6,
              seed: int = DEFAULT_PHANTOM_SEED, sessions: int | None = None, real: bool = True,
-             tta: bool = False, progress: Callable[[CaseScore], None] | None = None
-             ) -> EvaluationReport:
+             tta: bool = False, progress: Callable[[CaseScore], None] | None = None,
+             resolutions: Sequence[str] = ("clinical",)) -> EvaluationReport:
     """Score the model and the baseline on held-out phantoms (and real scans); ``graft``:
     the graft model whose P(graft) replaces the segmenter's (None: the segmenter's own)."""
     training = dict(model.card.training)
     check_unseen_seeds(training, range(seed, seed + n_phantoms))
-    sources = [phantom_cases(n_phantoms, seed, sessions)] + ([real_cases(training)] if real else [])
+    sources = [phantom_cases(n_phantoms, seed, sessions, r) for r in resolutions]
+    sources += [real_cases(training)] if real else []
     scores = []
     for source in sources:
         for case in source:
@@ -292,6 +303,7 @@ def evaluate(model: LoadedModel, locator: LoadedModel, *, graft: LoadedModel | N
     settings = {"model": model.card.name, "locator": locator.card.name,
                 "graft_model": None if graft is None else graft.card.name,
                 "phantom_seeds": list(range(seed, seed + n_phantoms)), "sessions": sessions,
+                "phantom_resolutions": list(resolutions),
                 "real": real, "tta": tta, "device": str(model.device),
                 "model_training_seeds": training.get("phantom_train_seeds"),
                 "real_holdout": training.get("real_holdout")}
