@@ -43,10 +43,12 @@ def soft_dice(probability: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (2 * overlap + SMOOTH) / (total + SMOOTH)
 
 
-def _full_loss(logits: torch.Tensor, target: torch.Tensor, volume_weight: float = 0.0) -> torch.Tensor:
+def _full_loss(logits: torch.Tensor, target: torch.Tensor, volume_weight: float = 0.0,
+               class_weights: torch.Tensor | None = None) -> torch.Tensor:
     log_p = F.log_softmax(logits, dim=0)
     probability = log_p.exp()
-    cross_entropy = -(target * log_p).sum(0).mean()
+    weighted = target if class_weights is None else target * class_weights
+    cross_entropy = -(weighted * log_p).sum(0).mean()
     dice = soft_dice(probability[1:], target[1:]).mean()
     loss = cross_entropy + (1 - dice)
     if volume_weight:                                   # the last channel is the graft
@@ -65,20 +67,26 @@ def _cord_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return cross_entropy + (1 - dice)
 
 
-def graft_loss(logits: torch.Tensor, target: torch.Tensor, volume_weight: float = 0.0) -> torch.Tensor:
+def graft_loss(logits: torch.Tensor, target: torch.Tensor, volume_weight: float = 0.0,
+               positive_weight: float = 1.0) -> torch.Tensor:
     """Loss of the binary graft model: logits (N, 2, ...) against the graft fraction of
     4-label targets (N, 4, ...), for every sample. Scans annotated for the cord only are
     real cords without a transplant, so their graft fraction 0 is the truth (negatives).
 
-    Per sample: soft cross-entropy + (1 - soft Dice of the graft) + the volume term.
+    Per sample: soft cross-entropy (the graft term weighted by ``positive_weight``: a graft
+    is ~0.1 % of a patch, and once P(graft) is near 0 everywhere the Dice gradient
+    vanishes through the softmax, so the graft voxels' own pull must be strong)
+    + (1 - soft Dice of the graft) + the volume term.
     """
     if logits.shape[1] != 2 or target.shape[1] != 4 or logits.shape[2:] != target.shape[2:]:
         raise ModelError(f"graft loss: logits {tuple(logits.shape)} and target "
                          f"{tuple(target.shape)}; expected (N, 2, ...) and (N, 4, ...)")
     losses = []
+    weights = torch.tensor([1.0, positive_weight]).view(2, 1, 1, 1)
     for sample_logits, sample_target in zip(logits.float(), target.float()):
         graft = sample_target[-1]
-        losses.append(_full_loss(sample_logits, torch.stack([1 - graft, graft]), volume_weight))
+        losses.append(_full_loss(sample_logits, torch.stack([1 - graft, graft]), volume_weight,
+                                 weights))
     return torch.stack(losses).mean()
 
 
