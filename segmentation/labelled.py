@@ -12,8 +12,18 @@ lesion centroid (the cells are injected into the epicentre), else the cord centr
   session's multi-echo T2*w inside the cord grown by ``FIT_MARGIN_MM``, put on the
   timepoint's segmentation grid, and the pre-injection baseline's R2* is moved there with
   the registration of ``analyze_subject``. Iron = sum of delta-R2* / relaxivity over the
-  neighbourhood grown by ``SPIO_MARGIN_MM`` (blooming reaches beyond the graft and the
-  cord). The per-voxel delta-R2* noise is the robust spread over the whole cord.
+  voxels within ``BLOOM_MARGIN_MM`` (3 sd of the widest blooming kernel of the phantom
+  contract, 1.5 mm) of the iron clusters found in the neighbourhood, within
+  ``CSF_MARGIN_MM`` of the cord (blooming reaches into the CSF), minus a background: the
+  median of the same sum over copies of the region shifted along the cord (where no iron
+  is). On 3-4 mm slices a baseline in another plane mixes CSF into other voxels than the
+  timepoint does, so delta-R2* is not zero at the cord's edges even without iron; edema
+  resolving and cysts forming change R2* too. The copies see the same geometry, so their
+  median removes what is not iron and their spread is the sum's uncertainty (it holds the
+  spatial correlation of the R2* noise; never below independent voxels with
+  ``CORRELATED_VOXELS`` voxels per independent sample). The per-voxel delta-R2* noise
+  (for the seeds) is the robust spread over the whole cord. The relaxivity and the iron
+  per cell are assumptions listed apart; their uncertainty is not in the interval.
 - 19F (``segmentation.fluorine_region``): the 19F voxels that touch the neighbourhood.
 
 Voxels with no echo above the noise floor (very high iron) get R2* = ``R2STAR_CAP_PER_S``,
@@ -22,11 +32,13 @@ so iron there is a lower bound.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
 import numpy as np
-from scipy.ndimage import distance_transform_edt
+from scipy.ndimage import distance_transform_edt, label as connected
+from scipy.ndimage import sum_labels as labelled_sum
 
 from imaging.errors import GraftwatchError
 from imaging.rigid import RigidTransform
@@ -38,12 +50,18 @@ from segmentation.quantify import GraftMeasurement, floored, grow_region
 from segmentation.records import json_safe
 
 HALF_LENGTH_MM = 25.0
-SPIO_MARGIN_MM = 1.5
+BLOOM_MARGIN_MM = 4.5
+CSF_MARGIN_MM = 1.0
 SEED_SIGMAS = 3.0
+MIN_APERTURE_FILL = 0.8
+CLUSTER_SIGMAS = 10.0
+CORRELATED_VOXELS = 4.0
 FIT_MARGIN_MM = 10.0
 R2STAR_CAP_PER_S = 1000.0
-SPIO_REGION = (f"cord voxels within {SPIO_MARGIN_MM:g} mm of a voxel whose delta-R2* exceeds "
-               f"{SEED_SIGMAS:g} noise sd in the injection neighbourhood (the cord within "
+SPIO_REGION = (f"voxels within {BLOOM_MARGIN_MM:g} mm of a voxel whose delta-R2* exceeds "
+               f"{SEED_SIGMAS:g} noise sd (in clusters of at least {CLUSTER_SIGMAS:g} sd) and "
+               f"within {CSF_MARGIN_MM:g} mm of the cord, seeds taken in "
+               "the injection neighbourhood (the cord within "
                f"{HALF_LENGTH_MM:g} mm of the injection level along the cord: graft centroid, "
                "else lesion centroid); the whole neighbourhood when none does; it does not "
                "depend on the graft label")
@@ -196,12 +214,19 @@ def _iron_at(item: LabelledInput, baseline_r2: Volume | None,
         cord = (np.asarray(item.labels.array) >= 1) & np.isfinite(delta)
         if not np.asarray(core.array).any() or cord.sum() < 10:
             return _NO_IRON, "no cord found: no injection neighbourhood to integrate over"
-        offset = float(np.median(delta[cord]))
-        noise = float(1.4826 * np.median(np.abs(delta[cord] - offset)))
-        region = iron_region(core, delta - offset, noise, cord)
-        corrected = Volume(np.asarray(moved.array, np.float64) + offset, moved.affine)
+        noise = float(1.4826 * np.median(np.abs(delta[cord] - np.median(delta[cord]))))
+        region = iron_region(core, delta - np.median(delta[cord]), noise, cord)
+        n_voxels = int(np.asarray(region.array).sum())
+        copies = aperture_sums(region, delta, cord, cord_axis(item.labels))
+        background = float(np.median(copies)) if copies.size else 0.0
+        spread = float(np.sqrt(np.mean((copies - background) ** 2) * (1 + 1 / copies.size))
+                       ) if copies.size >= 2 else 0.0
+        sum_sd = max(spread, noise * math.sqrt(n_voxels * CORRELATED_VOXELS))
+        corrected = Volume(np.asarray(moved.array, np.float64) + background / max(n_voxels, 1),
+                           moved.affine)
         fe = iron_mass(r2, corrected, region, config.r2star_relaxivity_per_s_per_ug_per_mm3,
-                       confidence=config.confidence, noise_sd_per_s=noise)
+                       confidence=config.confidence,
+                       noise_sd_per_s=sum_sd / math.sqrt(max(n_voxels, 1)))
     except GraftwatchError as exc:
         return _NO_IRON, f"iron could not be measured: {exc}"
     return fe, ""
@@ -209,15 +234,63 @@ def _iron_at(item: LabelledInput, baseline_r2: Volume | None,
 
 def iron_region(core: LabelVolume, delta: np.ndarray, noise_sd: float,
                 cord: np.ndarray) -> LabelVolume:
-    """Where iron is integrated: cord voxels within SPIO_MARGIN_MM of a seed, a voxel of the
-    injection core whose delta-R2* exceeds SEED_SIGMAS noise sd (the whole core when no voxel
-    does, so an absent iron is measured as below detection over the neighbourhood)."""
-    seeds = (np.asarray(core.array) > 0) & cord & (delta > SEED_SIGMAS * noise_sd)
+    """Where iron is integrated: seeds (voxels of the injection core whose delta-R2* exceeds
+    SEED_SIGMAS noise sd) grown by BLOOM_MARGIN_MM, inside the cord grown by CSF_MARGIN_MM
+    (blooming reaches beyond the graft and into the CSF); the core itself when no voxel is a
+    seed, so an absent iron is measured as below detection over the neighbourhood."""
+    seeds = _seed_clusters((np.asarray(core.array) > 0) & cord & (delta > SEED_SIGMAS * noise_sd),
+                           delta, noise_sd)
     if not seeds.any():
         return LabelVolume(((np.asarray(core.array) > 0) & cord).astype(np.uint8), core.affine)
     grown = np.asarray(grow_region(LabelVolume(seeds.astype(np.uint8), core.affine),
-                                   SPIO_MARGIN_MM).array) > 0
-    return LabelVolume((grown & cord).astype(np.uint8), core.affine)
+                                   BLOOM_MARGIN_MM).array) > 0
+    region = grown & _near_cord(core, cord) & np.isfinite(delta)
+    return LabelVolume(region.astype(np.uint8), core.affine)
+
+
+def _seed_clusters(seeds: np.ndarray, delta: np.ndarray, noise_sd: float) -> np.ndarray:
+    """The connected seed clusters whose summed delta-R2* exceeds CLUSTER_SIGMAS x its noise
+    (noise sd x sqrt(size)): iron deposits, not isolated noise or edge voxels."""
+    parts, count = connected(seeds, structure=np.ones((3, 3, 3)))
+    if not count:
+        return seeds
+    index = np.arange(1, count + 1)
+    sums = labelled_sum(delta, parts, index)
+    sizes = labelled_sum(np.ones_like(delta), parts, index)
+    keep = index[sums > CLUSTER_SIGMAS * noise_sd * np.sqrt(sizes)]
+    return np.isin(parts, keep)
+
+
+def _near_cord(like: LabelVolume, cord: np.ndarray) -> np.ndarray:
+    return np.asarray(grow_region(LabelVolume(cord.astype(np.uint8), like.affine),
+                                  CSF_MARGIN_MM).array) > 0
+
+
+def aperture_sums(region: LabelVolume, delta: np.ndarray, cord: np.ndarray,
+                  axis_ras: np.ndarray) -> np.ndarray:
+    """Root mean square of the delta-R2* sum (1/s x voxels) over copies of the region shifted
+    along the cord, clear of it, where no iron is: measured on the data, it holds what
+    voxel-independent noise misses, the spatial correlation of the R2* noise (fit and
+    interpolation), the baseline's misregistration and the tissue's own change since the
+    baseline (edema resolving, cysts forming). 0 when no copy fits in the cord."""
+    inside = np.asarray(region.array) > 0
+    directions = region.affine[:3, :3] / np.asarray(region.spacing)
+    axis = int(np.argmax(np.abs(directions.T @ axis_ras)))
+    span = np.flatnonzero(inside.any(axis=tuple(a for a in range(3) if a != axis)))
+    if span.size == 0:
+        return 0.0
+    step = int(span[-1] - span[0] + 1)
+    n = inside.shape[axis]
+    near = _near_cord(region, cord) & np.isfinite(delta)
+    sums = []
+    for k in range(-(n // step), n // step + 1):
+        shift = k * step
+        if k == 0 or span[0] + shift < 0 or span[-1] + shift >= n:
+            continue
+        moved = np.roll(inside, shift, axis=axis) & near
+        if moved.sum() >= MIN_APERTURE_FILL * inside.sum():
+            sums.append(delta[moved].sum() * inside.sum() / moved.sum())
+    return np.asarray(sums, np.float64)
 
 
 def r2star_on_grid(item: LabelledInput, baseline_r2: Volume | None) -> Volume:
