@@ -51,12 +51,16 @@ class RegistrationSettings:
     moving image biases mutual information towards grid-aligned positions (0.2-0.4 mm
     errors between two 0.8 mm grids offset by a fraction of a voxel).
     ``max_residual_mm``: raise RegistrationError when the residual exceeds it (None: report only).
+    ``mask_dilation_mm`` 8: the metric sees the cord, the CSF and the edges of the canal,
+    which move with the cord; with 4 mm (cord and CSF only, a tube nearly uniform along its
+    length and nearly symmetric about it) phantom sessions in another plane with 3-4 mm
+    slices ended 2-6 mm off (along the cord, or rolled 30 degrees about it).
     """
 
     crop: bool = True
     margin_mm: float = 15.0
     search_mm: float = 15.0
-    mask_dilation_mm: float = 4.0
+    mask_dilation_mm: float = 8.0
     shrink_factors: tuple[int, ...] = (4, 2, 1)
     smoothing_sigmas_mm: tuple[float, ...] = (2.0, 1.0, 0.5)
     histogram_bins: int = 32
