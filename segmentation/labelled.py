@@ -14,7 +14,10 @@ lesion centroid (the cells are injected into the epicentre), else the cord centr
   the registration of ``analyze_subject``. Iron = sum of delta-R2* / relaxivity over the
   voxels within ``BLOOM_MARGIN_MM`` (3 sd of the widest blooming kernel of the phantom
   contract, 1.5 mm) of the iron clusters found in the neighbourhood, within
-  ``CSF_MARGIN_MM`` of the cord (blooming reaches into the CSF), minus a background: the
+  ``CSF_MARGIN_MM`` of the cord (blooming reaches into the CSF). The clusters are seeded on
+  delta-R2* minus its median along each line of voxels along the cord
+  (``along_cord_background``), so what runs along the whole cord does not join them into
+  one. The sum has a background subtracted: the
   median of the same sum over copies of the region shifted along the cord (where no iron
   is). On 3-4 mm slices a baseline in another plane mixes CSF into other voxels than the
   timepoint does, so delta-R2* is not zero at the cord's edges even without iron; edema
@@ -54,6 +57,8 @@ BLOOM_MARGIN_MM = 4.5
 CSF_MARGIN_MM = 1.0
 SEED_SIGMAS = 3.0
 MIN_APERTURE_FILL = 0.8
+MIN_LINE_VOXELS = 5
+MIN_LINE_FRACTION = 0.6
 CLUSTER_SIGMAS = 10.0
 CORRELATED_VOXELS = 4.0
 FIT_MARGIN_MM = 10.0
@@ -214,10 +219,13 @@ def _iron_at(item: LabelledInput, baseline_r2: Volume | None,
         cord = (np.asarray(item.labels.array) >= 1) & np.isfinite(delta)
         if not np.asarray(core.array).any() or cord.sum() < 10:
             return _NO_IRON, "no cord found: no injection neighbourhood to integrate over"
-        noise = float(1.4826 * np.median(np.abs(delta[cord] - np.median(delta[cord]))))
-        region = iron_region(core, delta - np.median(delta[cord]), noise, cord)
+        axis = grid_axis(item.labels, cord_axis(item.labels))
+        excess = delta - along_cord_background(
+            delta, _near_cord(core, cord) & np.isfinite(delta), axis)
+        noise = float(1.4826 * np.median(np.abs(excess[cord] - np.median(excess[cord]))))
+        region = iron_region(core, excess, noise, cord)
         n_voxels = int(np.asarray(region.array).sum())
-        copies = aperture_sums(region, delta, cord, cord_axis(item.labels))
+        copies = aperture_sums(region, delta, cord, axis)
         background = float(np.median(copies)) if copies.size else 0.0
         spread = float(np.sqrt(np.mean((copies - background) ** 2) * (1 + 1 / copies.size))
                        ) if copies.size >= 2 else 0.0
@@ -274,16 +282,39 @@ def _near_cord(like: LabelVolume, cord: np.ndarray) -> np.ndarray:
                                   CSF_MARGIN_MM).array) > 0
 
 
+def grid_axis(grid: Volume, axis_ras: np.ndarray) -> int:
+    """The voxel axis of ``grid`` closest to the RAS direction ``axis_ras``."""
+    directions = grid.affine[:3, :3] / np.asarray(grid.spacing)
+    return int(np.argmax(np.abs(directions.T @ axis_ras)))
+
+
+def along_cord_background(delta: np.ndarray, near: np.ndarray, axis: int) -> np.ndarray:
+    """Per line of voxels along the cord (grid ``axis``), the median delta-R2* of its voxels
+    near the cord (0 where a line holds fewer than MIN_LINE_VOXELS): what is the same all
+    along the cord and so not the iron of one injection site, mainly partial volume. Lines
+    that cross the cord over less than MIN_LINE_FRACTION of the longest (the cord curves out
+    of them) get 0: their median would be the iron itself. On
+    3-4 mm slices a baseline in another plane mixes CSF into other voxels than the
+    timepoint, so delta-R2* at the cord's edges is tens of 1/s without iron."""
+    values = np.where(near, delta, np.nan)
+    counts = np.sum(near, axis=axis, keepdims=True)
+    enough = counts >= max(MIN_LINE_VOXELS, MIN_LINE_FRACTION * counts.max())
+    with np.errstate(all="ignore"):
+        import warnings
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            line = np.nanmedian(values, axis=axis, keepdims=True)
+    return np.broadcast_to(np.where(enough & np.isfinite(line), line, 0.0), delta.shape)
+
+
 def aperture_sums(region: LabelVolume, delta: np.ndarray, cord: np.ndarray,
-                  axis_ras: np.ndarray) -> np.ndarray:
+                  axis: int) -> np.ndarray:
     """Root mean square of the delta-R2* sum (1/s x voxels) over copies of the region shifted
     along the cord, clear of it, where no iron is: measured on the data, it holds what
     voxel-independent noise misses, the spatial correlation of the R2* noise (fit and
     interpolation), the baseline's misregistration and the tissue's own change since the
     baseline (edema resolving, cysts forming). 0 when no copy fits in the cord."""
     inside = np.asarray(region.array) > 0
-    directions = region.affine[:3, :3] / np.asarray(region.spacing)
-    axis = int(np.argmax(np.abs(directions.T @ axis_ras)))
     span = np.flatnonzero(inside.any(axis=tuple(a for a in range(3) if a != axis)))
     if span.size == 0:
         return 0.0
