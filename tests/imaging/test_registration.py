@@ -19,6 +19,7 @@ from imaging.registration import (RegistrationSettings, RigidTransform, apply_tr
                                   load_itk_transform, register_rigid, save_itk_transform)
 from imaging.volume import LabelVolume, Volume
 from tests.conftest import shared_path
+from tests.imaging.phantom_motion import plane_change_pair
 from tests.imaging.synthetic_cord import cord_mask, grid_affine, make_neck, sample_session
 
 FIXED_SHAPE = (50, 40, 75)
@@ -225,35 +226,12 @@ def test_two_real_sessions_line_up_after_registration():
     assert found.residual_mm < 0.5
 
 
-def _phantom_pair(seed: int):
-    """Two clinical phantom sessions of one body: sagittal then axial (3-4 mm slices), the
-    body moved 5 mm and 5 degrees between them; their truth cord masks and the true motion."""
-    import dataclasses
-    from imaging.phantom import sample_spec, simulate_subject
-    from imaging.phantom.grid import scanner_from_body
-    rng = np.random.default_rng(seed)
-    spec = sample_spec(rng, label="none", resolution="clinical", plane="sagittal", n_sessions=2)
-    axial = sample_spec(np.random.default_rng(seed + 1), label="none", resolution="clinical",
-                        plane="axial", n_sessions=2).sessions[1]
-    shift, axis = (v / np.linalg.norm(v) for v in rng.normal(size=(2, 3)))
-    first = dataclasses.replace(spec.sessions[0], rotation_deg=tuple(2.5 * axis),
-                                translation_mm=tuple(2.5 * shift))
-    second = dataclasses.replace(axial, session_id="ses-02", rotation_deg=tuple(-2.5 * axis),
-                                 translation_mm=tuple(-2.5 * shift),
-                                 days_post_transplant=spec.sessions[1].days_post_transplant)
-    subject = simulate_subject(dataclasses.replace(spec, sessions=(first, second)), rng)
-    fixed, moving = subject.sessions[1], subject.sessions[0]
-    truth = RigidTransform(scanner_from_body(first) @ np.linalg.inv(scanner_from_body(second)))
-    cords = [LabelVolume((np.asarray(s.dseg.array) >= 1).astype(np.uint8), s.dseg.affine)
-             for s in (fixed, moving)]
-    return fixed.t2w, moving.t2w, cords, truth
-
 
 @pytest.mark.parametrize("seed", [0, 6])
 def test_plane_change_with_5mm_5deg_motion_registers_within_half_a_mm(seed):
     # with the metric on cord + CSF only (mask_dilation_mm 4) one of these ended 2.5 mm off
     # (along the cord, where a tube gives the metric little to hold on to)
-    fixed, moving, (fixed_cord, moving_cord), truth = _phantom_pair(seed)
+    fixed, moving, (fixed_cord, moving_cord), truth = plane_change_pair(seed)
     cord = fixed_cord.world_coordinates(np.argwhere(fixed_cord.array > 0))
     assert truth.displacement_mm(cord).mean() == pytest.approx(5.0, abs=0.5)
     assert truth.rotation_deg == pytest.approx(5.0, abs=0.01)
