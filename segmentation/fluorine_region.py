@@ -46,8 +46,8 @@ GROW_VOXELS = 1
 TUBE_CLEARANCE_MM = 10.0
 FLUORINE_REGION = (f"the brightest cluster of 19F voxels above {SEED_SIGMAS:g} noise sd "
                    "touching the injection neighbourhood (the cord within 25 mm of the injection "
-                   "level), grown by one voxel; reference tube found on the 19F image (the brightest line along the "
-                   f"spine > {TUBE_CLEARANCE_MM:g} mm from the cord)")
+                   "level), grown by one voxel; reference tube found on the 19F image (the "
+                   f"brightest line along the spine > {TUBE_CLEARANCE_MM:g} mm from the cord)")
 
 
 def fluorine_estimates(inputs: Sequence[LabelledInput],

@@ -223,3 +223,21 @@ def test_fluorine_without_a_tube_or_an_image_says_why(tmp_path):
     assert "no reference tube found" in results[0].estimate.reason
     assert "has no acq-19F image" in results[1].estimate.reason
     assert all(r.estimate.value is None for r in results)
+
+
+def test_19f_graft_region_is_the_brightest_cluster_and_a_lone_noise_voxel_is_no_graft():
+    from segmentation.fluorine_region import graft_region, search_threshold
+    image = np.zeros((20, 20, 20))
+    near = np.zeros(image.shape, bool)
+    near[2:18, 2:18, 2:18] = True                     # 4096 voxels searched
+    image[9:11, 9:11, 9:11] = 8.0                    # the graft: 8 voxels at 8 sd
+    image[3, 3, 3] = 4.0                             # a noise voxel at 4 sd, far from it
+    region = np.asarray(graft_region(Volume(image, np.eye(4)), near, 1.0, "gaussian").array) > 0
+    assert region[9:11, 9:11, 9:11].all() and not region[3, 3, 3]
+    assert region.sum() == 8 + 6 * 4                 # the cluster grown by one face voxel
+    # without the graft the 4 sd voxel is below the search threshold: the whole
+    # neighbourhood is measured (below detection), not a region seeded on noise
+    assert 4.0 < search_threshold(int(near.sum())) < 5.0
+    image[9:11, 9:11, 9:11] = 0.0
+    region = np.asarray(graft_region(Volume(image, np.eye(4)), near, 1.0, "gaussian").array) > 0
+    assert np.array_equal(region, near)
