@@ -14,6 +14,8 @@ from imaging.phantom.spec import (AnatomySpec, Deposit, FluorineSpec, GraftSpec,
 # Session schedule: a pre-injection baseline, one early scan, then weeks 4, 12, 26, 52.
 FOLLOW_UP_DAYS = (28.0, 84.0, 182.0, 364.0)
 MAX_SESSIONS = 2 + len(FOLLOW_UP_DAYS)
+# reference tube: a dilution of the label, as a fraction of the packed graft's atoms per mm3
+TUBE_TO_GRAFT_CONCENTRATION = (0.5, 1.5)
 
 # Values the contract leaves open (tissues it lists without R2*, proton densities).
 FIXED_R2STAR_PER_S = {"marrow": 150.0, "cortex": 400.0, "disc_annulus": 40.0,
@@ -51,11 +53,12 @@ def sample_spec(rng: np.random.Generator, label: str = "none", control: bool = F
         C.require_choice("survival", survival, C.SURVIVAL_MODELS)
     C.require_in("n_sessions", n_sessions, (1, MAX_SESSIONS))
     anatomy = sample_anatomy(rng)
+    tissues, injury = sample_tissues(rng), sample_injury(rng)
+    graft = sample_graft(rng, label, control, survival)
     return PhantomSpec(
-        anatomy=anatomy, tissues=sample_tissues(rng), injury=sample_injury(rng),
-        graft=sample_graft(rng, label, control, survival),
+        anatomy=anatomy, tissues=tissues, injury=injury, graft=graft,
         sessions=sample_sessions(rng, n_sessions, label, resolution, plane),
-        fluorine=sample_fluorine(rng, anatomy) if label == "19f" else None,
+        fluorine=sample_fluorine(rng, anatomy, graft) if label == "19f" else None,
         resolution=resolution)
 
 
@@ -178,11 +181,17 @@ def sample_sessions(rng: np.random.Generator, n_sessions: int, label: str, resol
     return tuple(sessions)
 
 
-def sample_fluorine(rng: np.random.Generator, anatomy: AnatomySpec) -> FluorineSpec:
-    graft_atoms_per_mm3 = physics.DEFAULT_FLUORINE_ATOMS_PER_CELL * 2e5
+def sample_fluorine(rng: np.random.Generator, anatomy: AnatomySpec,
+                    graft: GraftSpec) -> FluorineSpec:
+    """The 19F acquisition. The reference tube holds a dilution of the label at
+    TUBE_TO_GRAFT_CONCENTRATION of the packed graft's atom concentration (this subject's
+    atoms per cell and packing density, so the tube stays a usable reference whatever the
+    label load: tied to a fixed 1e12 atoms per cell it fell below 3 noise sd in total when
+    the cells held 1e13)."""
+    graft_atoms_per_mm3 = graft.fluorine_atoms_per_cell * graft.packing_density_cells_per_mm3
     return FluorineSpec(
         voxel_mm=_u(rng, C.F19_VOXEL_MM), graft_snr=_u(rng, C.F19_GRAFT_SNR),
         tube_offset_mm=(float(rng.choice([-1.0, 1.0])) * _u(rng, (6.0, 14.0)),
                         -(anatomy.skin_depth_mm + _u(rng, (4.0, 8.0)))),
         tube_radius_mm=_u(rng, (1.5, 2.5)),
-        tube_atoms_per_mm3=graft_atoms_per_mm3 * _u(rng, (0.05, 0.3)))
+        tube_atoms_per_mm3=graft_atoms_per_mm3 * _u(rng, TUBE_TO_GRAFT_CONCENTRATION))
