@@ -63,9 +63,10 @@ def run_batch(root: Path, out_dir: Path, options, *, workers: int = 1,
     """Run the cohort under ``root`` into ``out_dir``; return the BatchSummary."""
     from imaging.cohort import find_cohort
     from scripts.batch_lock import output_lock
-    from scripts.batch_models import ModelCachePlugin, SubjectJob, init_worker
+    from scripts.batch_models import ModelCachePlugin, init_worker
     from scripts.batch_progress import Progress
     from scripts.batch_runner import run_cohort
+    from scripts.batch_stages import StagedSubjectJob
     from segmentation.cohort_outputs import write_cohort_outputs
     from segmentation.outputs import remove_stale_temporaries
     from segmentation.pipeline import subject_outputs_complete
@@ -75,8 +76,9 @@ def run_batch(root: Path, out_dir: Path, options, *, workers: int = 1,
         for stale in remove_stale_temporaries(out_dir):
             log.info("removed %s (left by an interrupted run)", stale)
         with Progress(len(entries), stream=sys.stderr) as progress:
-            statuses = run_cohort(entries, SubjectJob(options), out_dir,
+            statuses = run_cohort(entries, StagedSubjectJob(options), out_dir,
                                   is_complete=subject_outputs_complete, force=force,
                                   workers=workers, scheduler=scheduler, on_done=progress.update,
-                                  initializer=init_worker, dask_plugin=ModelCachePlugin())
+                                  on_stage=progress.stage, initializer=init_worker,
+                                  dask_plugin=ModelCachePlugin())
         return write_cohort_outputs(out_dir, entries, statuses, include_report=options.write_report)

@@ -16,6 +16,13 @@ the 19F count (acq-19F image against a reference tube found on it) are added per
 (``segmentation.labelled``, which documents the region used: the injection neighbourhood,
 not only the graft label). Each timepoint's baseline registration is kept
 (``TimepointResult.transform``) and written by ``subject_outputs``.
+
+Stages: ``analyze_subject(on_stage=...)`` and ``run_subject(on_stage=...)`` call the given
+function with the stage about to start, in order: "reading the study" (run_subject only),
+"segmenting ses-X" per session, "registering ses-X" (later sessions, when a baseline is
+usable), "quantifying ses-X", "SPIO estimates" / "19F estimates" (labelled subjects),
+"survival fit and flags", "writing outputs" (run_subject only). It is for progress
+display; nothing depends on what it does.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ import hashlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -46,6 +53,9 @@ log = logging.getLogger(__name__)
 PRIMARY_CONTRASTS = ("T2w", "T2starw")
 LABEL_CONTRASTS = ("T2starw", "19F")   # read by the SPIO / 19F estimates
 GRAFT = 3
+
+StageCallback = Callable[[str], None]   # called with the stage about to start
+LABEL_STAGES = {"spio": "SPIO estimates", "19f": "19F estimates"}
 
 
 @dataclass(frozen=True)
@@ -223,7 +233,8 @@ def _baseline_lookalikes(target: _Segmented, baseline: _Segmented, abnormal: Vol
 
 def analyze_subject(subject: Subject, config: AnalysisConfig, device: str = "auto",
                     model: str | None = None, tta: bool = False,
-                    subject_id: str | None = None, models=None) -> SubjectResult:
+                    subject_id: str | None = None, models=None,
+                    on_stage: StageCallback | None = None) -> SubjectResult:
     """Analyse every timepoint of ``subject``; see the module docstring.
 
     ``subject_id`` names the outputs (default: the BIDS ``sub-`` label of the subject).
@@ -238,7 +249,7 @@ def analyze_subject(subject: Subject, config: AnalysisConfig, device: str = "aut
     torch_device = resolve_device(device)
     models = models or (load_model(model or DEFAULT_MODEL, torch_device),
                         load_model(DEFAULT_LOCATOR, torch_device))
-    segmented, failed = _segment_all(subject, models, torch_device, tta)
+    segmented, failed = _segment_all(subject, models, torch_device, tta, on_stage)
     base_i = _baseline_index(segmented)
     abnormal, baseline_flags = _baseline_map(segmented, base_i)
     flags: list[Flag] = [*no_baseline_flags(base_i is not None), *baseline_flags,
@@ -247,6 +258,7 @@ def analyze_subject(subject: Subject, config: AnalysisConfig, device: str = "aut
     for i, s in enumerate(segmented):
         residual, moved, transform = None, None, None
         if abnormal is not None and i != base_i:
+            _report(on_stage, f"registering {s.timepoint.label}")
             try:
                 moved, transform = _baseline_lookalikes(s, segmented[base_i], abnormal)
                 residual = float(transform.residual_mm)
@@ -255,6 +267,7 @@ def analyze_subject(subject: Subject, config: AnalysisConfig, device: str = "aut
                 residual = float("nan")
             flags.extend(registration_flags(s.timepoint.label, residual,
                                             config.max_registration_residual_mm))
+        _report(on_stage, f"quantifying {s.timepoint.label}")
         exclusion = exclude_lookalikes(s.graft_probability, moved, s.samples)
         metrics = quantify_timepoint(s.labels, exclusion.graft_probability,
                                      exclusion.graft_probability_samples, config.confidence)
@@ -265,7 +278,10 @@ def analyze_subject(subject: Subject, config: AnalysisConfig, device: str = "aut
                     for s, m, *_ in results]
     estimates = label_free(measurements, config.injected_cells, config.generator(),
                            config.confidence)
+    if config.label in LABEL_STAGES:
+        _report(on_stage, LABEL_STAGES[config.label])
     labelled = _labelled(results, base_i, measurements, config)
+    _report(on_stage, "survival fit and flags")
     flags += [*_subject_flags(measurements, config),
               *lingering_iron_flags([r.estimate for r in labelled])]
     timepoints = tuple(
@@ -299,10 +315,16 @@ def _baseline_map(segmented, base_i: int | None) -> tuple[Volume | None, list[Fl
                            "were not excluded and nothing was registered to it")]
 
 
-def _segment_all(subject: Subject, models, device, tta: bool):
+def _report(on_stage: StageCallback | None, stage: str) -> None:
+    if on_stage is not None:
+        on_stage(stage)
+
+
+def _segment_all(subject: Subject, models, device, tta: bool, on_stage: StageCallback | None):
     """Segment every readable timepoint; an unreadable one becomes a flag, not a failure."""
     segmented, failed = [], []
     for tp in subject.timepoints:
+        _report(on_stage, f"segmenting {tp.label}")
         try:
             segmented.append(_segment_timepoint(tp, models, device, tta))
         except GraftwatchError as exc:
@@ -384,16 +406,20 @@ def config_for(subject: Subject, injected_cells: float | None = None,
     return AnalysisConfig(injected_cells=cells, label=str(label))
 
 
-def run_subject(entry, out_dir: Path, options: PipelineOptions, models=None) -> None:
+def run_subject(entry, out_dir: Path, options: PipelineOptions, models=None,
+                on_stage: StageCallback | None = None) -> None:
     """Batch job: discover, analyse and write one cohort entry's outputs (``models``: see
-    ``analyze_subject``)."""
+    ``analyze_subject``; ``on_stage``: the module docstring's stages)."""
     from imaging.study import discover_subject
     from segmentation.subject_outputs import write_subject_outputs
     date = entry.transplant_date or options.transplant_date
+    _report(on_stage, "reading the study")
     subject = discover_subject(entry.path, transplant_date=date)
     config = config_for(subject, entry.injected_cells, entry.label)
     result = analyze_subject(subject, config, device=options.device, model=options.model,
-                             tta=options.tta, subject_id=entry.subject_id, models=models)
+                             tta=options.tta, subject_id=entry.subject_id, models=models,
+                             on_stage=on_stage)
+    _report(on_stage, "writing outputs")
     write_subject_outputs(result, Path(out_dir), include_report=options.write_report,
                           include_phi=options.include_phi, subject=subject)
 

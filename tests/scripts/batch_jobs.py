@@ -45,3 +45,15 @@ def count_loads(monkeypatch) -> Counter:
 
     monkeypatch.setattr(models.registry, "load_model", counting)
     return loads
+
+
+def report_stages(entry, out_dir: Path, on_stage=None) -> None:
+    """Reports three stages when given a reporter (each followed by a pause when the id says
+    'slow'), then writes the marker."""
+    import time
+    for number in (1, 2, 3):
+        if on_stage is not None:
+            on_stage(f"step {number} of {entry.subject_id}")
+        if "slow" in entry.subject_id:
+            time.sleep(0.4)
+    write_marker(entry, out_dir)

@@ -8,7 +8,7 @@ from imaging.cohort import CohortEntry
 from imaging.errors import OutputError
 from scripts.batch_lock import output_lock
 from scripts.batch_runner import run_cohort
-from tests.scripts.batch_jobs import marker_exists, write_marker
+from tests.scripts.batch_jobs import marker_exists, report_stages, write_marker
 
 
 def _entries(tmp_path: Path, names):
@@ -62,6 +62,40 @@ def test_dask_local_cluster_gives_the_same_statuses(tmp_path):
         statuses = run_cohort(_entries(tmp_path, names), write_marker, tmp_path / "out",
                               is_complete=marker_exists, scheduler=cluster.scheduler_address)
     assert [s.status for s in statuses] == ["ok", "failed", "ok"]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_stages_reach_the_caller_in_order_from_worker_processes(tmp_path, workers):
+    names = ["sub-01", "sub-02", "sub-03"]
+    seen: list[tuple[str, str]] = []
+    order: list[str] = []
+    statuses = run_cohort(_entries(tmp_path, names), report_stages, tmp_path / "out",
+                          is_complete=marker_exists, workers=workers,
+                          on_stage=lambda sid, stage: seen.append((sid, stage)),
+                          on_done=lambda status: order.append(status.subject_id))
+    assert [s.status for s in statuses] == ["ok"] * 3
+    for name in names:
+        assert [stage for sid, stage in seen if sid == name] == [
+            f"step {n} of {name}" for n in (1, 2, 3)]
+    assert sorted(order) == names
+
+
+def test_dask_subjects_report_being_sent_and_their_worker(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    names = ["sub-slow-01", "sub-slow-02"]
+    seen: list[tuple[str, str]] = []
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster:
+        statuses = run_cohort(_entries(tmp_path, names), report_stages, tmp_path / "out",
+                              is_complete=marker_exists, scheduler=cluster.scheduler_address,
+                              on_stage=lambda sid, stage: seen.append((sid, stage)))
+        workers = set(cluster.scheduler_info["workers"])
+    assert [s.status for s in statuses] == ["ok", "ok"]
+    for name in names:
+        stages = [stage for sid, stage in seen if sid == name]
+        assert stages[0] == "sent to the cluster"
+        # each task runs 1.2 s, the scheduler is polled every 0.5 s
+        assert [s.removeprefix("on worker ") in workers for s in stages[1:]] == [True]
 
 
 def test_output_folder_that_cannot_be_written_is_refused_with_its_path(tmp_path, capsys):
