@@ -27,8 +27,6 @@ display; nothing depends on what it does.
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +42,7 @@ from segmentation.config import AnalysisConfig
 from segmentation.flags import (Flag, growth_flags, lingering_iron_flags, lost_graft_flags,
                                 no_baseline_flags, registration_flags)
 from segmentation.labelled import LabelledInput, LabelledResult, labelled_estimates
+from segmentation.provenance import ScanSource, scan_source, subject_provenance
 from segmentation.quantify import GraftMeasurement, TimepointMetrics, quantify_timepoint
 from segmentation.records import json_safe
 from segmentation.survival import SurvivalFit, fit_survival
@@ -85,7 +84,7 @@ class TimepointResult:
     session_id: str
     days_post_transplant: float
     is_baseline: bool
-    scan: str
+    scan: ScanSource   # the analysed file or DICOM series
     metrics: TimepointMetrics
     estimate: CellEstimate
     registration_residual_mm: float | None
@@ -147,7 +146,7 @@ class SubjectResult:
             "failed_sessions": [{"session_id": sid, "days_post_transplant": d}
                                 for sid, d in self.failed_sessions],
             "timepoints": [{"session_id": tp.session_id, "days_post_transplant": tp.days_post_transplant,
-                            "scan": tp.scan, "metrics": tp.metrics.to_dict(),
+                            "scan": tp.scan.to_dict(), "metrics": tp.metrics.to_dict(),
                             "cell_estimate": tp.estimate, "lookalikes": tp.lookalike_note,
                             "labelled_estimate": tp.labelled and tp.labelled.to_dict(),
                             "registration_residual_mm": tp.registration_residual_mm,
@@ -185,17 +184,9 @@ def primary_scan(timepoint: Timepoint):
                         f"{sorted(timepoint.scans)}); graftwatch needs one of {PRIMARY_CONTRASTS}")
 
 
-def _sha256(path: Path | tuple[Path, ...]) -> str:
-    digest = hashlib.sha256()
-    for p in (path if isinstance(path, tuple) else (path,)):
-        digest.update(Path(p).read_bytes())
-    return digest.hexdigest()
-
-
 @dataclass(frozen=True, eq=False)
 class _Segmented:
     timepoint: Timepoint
-    scan_path: str
     image: Volume
     labels: LabelVolume
     graft_probability: Volume
@@ -211,7 +202,7 @@ def _segment_timepoint(tp: Timepoint, models, device, tta: bool) -> _Segmented:
     seg_model, locator = models
     result = segment(image, model=seg_model, locator=locator, device=device, tta=tta)
     graft = Volume(result.probabilities.array[..., GRAFT], result.probabilities.affine)
-    return _Segmented(tp, str(scan.path), image, result.labels, graft,
+    return _Segmented(tp, image, result.labels, graft,
                       result.graft_probability_samples, result.device)
 
 
@@ -285,7 +276,8 @@ def analyze_subject(subject: Subject, config: AnalysisConfig, device: str = "aut
     flags += [*_subject_flags(measurements, config),
               *lingering_iron_flags([r.estimate for r in labelled])]
     timepoints = tuple(
-        TimepointResult(s.timepoint.label, float(s.timepoint.days or 0.0), i == base_i, s.scan_path,
+        TimepointResult(s.timepoint.label, float(s.timepoint.days or 0.0), i == base_i,
+                        scan_source(primary_scan(s.timepoint), subject.root),
                         m, e, r, note, s.device, TimepointImages(s.image, s.labels, s.graft_probability),
                         labelled[i] if labelled else None, transform)
         for i, ((s, m, r, note, transform), e) in enumerate(zip(results, estimates)))
@@ -367,24 +359,10 @@ def _assumptions(estimates, labelled) -> tuple[str, ...]:
 
 
 def _provenance(subject: Subject, models, segmented, device) -> dict[str, Any]:
-    from importlib.metadata import PackageNotFoundError, version
-    try:
-        package_version = version("graftwatch")
-    except PackageNotFoundError:
-        package_version = "unknown (not installed)"
-    return {"graftwatch_version": package_version,
-            "models": [m.card.name for m in models],
-            "model_weights_sha256": [m.card.weights_sha256 for m in models],
-            "device": str(device),
-            "analysed_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "subject_root": str(subject.root),
-            "inputs": {s.timepoint.label: {"path": s.scan_path,
-                                           "sha256": _sha256(primary_scan(s.timepoint).path)}
-                       for s in segmented},
-            "label_inputs": {s.timepoint.label: {c: {"path": str(scan.path), "sha256": _sha256(scan.path)}
-                                                 for c, scan in s.timepoint.scans.items()
-                                                 if c in LABEL_CONTRASTS}
-                             for s in segmented}}
+    scans = {s.timepoint.label: primary_scan(s.timepoint) for s in segmented}
+    label_scans = {s.timepoint.label: {c: scan for c, scan in s.timepoint.scans.items()
+                                       if c in LABEL_CONTRASTS} for s in segmented}
+    return subject_provenance(subject, models, scans, label_scans, device)
 
 
 def output_id(subject: Subject) -> str:
