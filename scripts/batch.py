@@ -46,14 +46,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--workers must be at least 1")
     if args.scheduler and args.workers != 1:
         parser.error("--workers and --scheduler exclude each other (Dask decides the workers)")
-    from scripts.cli import configure_logging
+    from scripts.cli import about, configure_logging
     configure_logging(args.verbose)
     from segmentation.pipeline import PipelineOptions
     options = PipelineOptions(device=args.device, include_phi=args.include_phi,
                               write_report=not args.no_report,
                               transplant_date=args.transplant_date)
-    summary = run_batch(args.root, args.out, options, workers=args.workers,
-                        scheduler=args.scheduler, force=args.force)
+    with about(f"cohort {args.root}, output {args.out}"):   # a subject's own failure is its status row
+        summary = run_batch(args.root, args.out, options, workers=args.workers,
+                            scheduler=args.scheduler, force=args.force)
     print(summary.describe())
     return 0 if summary.n_failed == 0 else 1
 
