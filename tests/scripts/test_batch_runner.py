@@ -7,8 +7,8 @@ import pytest
 from imaging.cohort import CohortEntry
 from imaging.errors import OutputError
 from scripts.batch_lock import output_lock
-from scripts.batch_runner import run_cohort
-from tests.scripts.batch_jobs import marker_exists, report_stages, write_marker
+from scripts.batch_runner import input_bytes, run_cohort
+from tests.scripts.batch_jobs import marker_exists, record_start, report_stages, write_marker
 
 
 def _entries(tmp_path: Path, names):
@@ -96,6 +96,25 @@ def test_dask_subjects_report_being_sent_and_their_worker(tmp_path):
         assert stages[0] == "sent to the cluster"
         # each task runs 1.2 s, the scheduler is polled every 0.5 s
         assert [s.removeprefix("on worker ") in workers for s in stages[1:]] == [True]
+
+
+def test_with_two_workers_the_costliest_subjects_start_first(tmp_path):
+    cost = {"sub-a": 1.0, "sub-b": 4.0, "sub-c": 2.0, "sub-d": 3.0}
+    entries = _entries(tmp_path, cost)
+    out = tmp_path / "out"
+    statuses = run_cohort(entries, record_start, out, is_complete=lambda e, o: False,
+                          workers=2, cost=lambda e: cost[e.subject_id])
+    assert [s.subject_id for s in statuses] == list(cost)   # still in the cohort's order
+    started = sorted(cost, key=lambda n: int((out / n / "started.txt").read_text()))
+    assert set(started[:2]) == {"sub-b", "sub-d"} and set(started[2:]) == {"sub-a", "sub-c"}
+
+
+def test_input_bytes_counts_the_files_under_the_subject(tmp_path):
+    (tmp_path / "sub-01" / "ses-01").mkdir(parents=True)
+    (tmp_path / "sub-01" / "ses-01" / "scan.nii").write_bytes(b"x" * 300)
+    (tmp_path / "sub-01" / "sessions.tsv").write_bytes(b"x" * 20)
+    assert input_bytes(CohortEntry("sub-01", tmp_path / "sub-01")) == 320
+    assert input_bytes(CohortEntry("sub-02", tmp_path / "missing")) == 0
 
 
 def test_output_folder_that_cannot_be_written_is_refused_with_its_path(tmp_path, capsys):
