@@ -22,15 +22,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from scripts.cli import configure_logging
+    from scripts.cli import about, configure_logging
     configure_logging(args.verbose)
     from imaging.study import discover_subject
     from segmentation.pipeline import analyze_subject, config_for
     from segmentation.subject_outputs import write_subject_outputs
-    subject = discover_subject(args.subject, transplant_date=args.transplant_date)
-    config = config_for(subject, args.injected_cells, args.label)
-    result = analyze_subject(subject, config, device=args.device, tta=args.tta)
-    write_subject_outputs(result, args.out, include_phi=args.include_phi, subject=subject)
+    with about(f"subject {args.subject}"):
+        subject = discover_subject(args.subject, transplant_date=args.transplant_date)
+        config = config_for(subject, args.injected_cells, args.label)
+        result = analyze_subject(subject, config, device=args.device, tta=args.tta)
+        write_subject_outputs(result, args.out, include_phi=args.include_phi, subject=subject)
     for row in result.to_table():
         fraction = row["surviving_fraction"]
         print(f"{row['session_id']}  day {row['days_post_transplant']:>6g}  graft "

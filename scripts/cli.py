@@ -3,13 +3,23 @@
 Each subcommand lives in ``scripts/<name>.py`` with ``build_parser() ->
 argparse.ArgumentParser`` and ``main(argv=None) -> int``. Modules are imported
 only when their subcommand runs, so ``graftwatch --help`` stays instant.
+
+Exit codes: 0 done, 1 a graftwatch error (imaging/errors.py: bad input, unwritable output;
+its message is printed) or, for ``batch``, a failed subject; 2 a usage error or an
+unexpected exception (not a graftwatch error: probably a bug). An unexpected exception is
+one line naming what was being worked on (a subcommand wraps its work in
+``about("subject X")``), the exception type and message; ``-v`` adds the traceback.
+130 interrupted.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import sys
+import traceback
+from typing import Iterator
 
 SUBCOMMANDS = {
     "demo": "generate a small phantom cohort, analyse it and say where the report is",
@@ -39,6 +49,35 @@ def configure_logging(verbose: bool = False) -> None:
                         datefmt="%H:%M:%S")
 
 
+class UnexpectedError(Exception):
+    """A non-graftwatch exception (its ``__cause__``) raised while working on ``target``."""
+
+    def __init__(self, target: str) -> None:
+        super().__init__(target)
+        self.target = target
+
+
+@contextlib.contextmanager
+def about(target: str) -> Iterator[None]:
+    """Name ``target`` ("subject study/sub-001") in any unexpected exception raised inside."""
+    from imaging.errors import GraftwatchError
+    try:
+        yield
+    except GraftwatchError:
+        raise
+    except Exception as exc:
+        raise UnexpectedError(target) from exc
+
+
+def _unexpected(name: str, exc: BaseException, target: str | None, verbose: bool) -> int:
+    where = f" ({target})" if target else ""
+    print(f"graftwatch {name}: unexpected error{where}: {type(exc).__name__}: {exc}"
+          + ("" if verbose else "; run with -v for the traceback"), file=sys.stderr)
+    if verbose:
+        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+    return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help"):
@@ -59,9 +98,18 @@ def main(argv: list[str] | None = None) -> int:
     except GraftwatchError as exc:
         print(f"graftwatch {name}: error: {exc}", file=sys.stderr)
         return 1
+    except UnexpectedError as exc:
+        return _unexpected(name, exc.__cause__, exc.target, _verbose(rest))
+    except Exception as exc:  # the top level: one line, not a traceback (unless -v)
+        return _unexpected(name, exc, None, _verbose(rest))
     except KeyboardInterrupt:
         print(f"graftwatch {name}: interrupted", file=sys.stderr)
         return 130
+
+
+def _verbose(args: list[str]) -> bool:
+    """Whether the subcommand was given -v (its parser accepted the arguments already)."""
+    return "-v" in args or "--verbose" in args
 
 
 if __name__ == "__main__":

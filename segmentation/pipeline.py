@@ -16,16 +16,21 @@ the 19F count (acq-19F image against a reference tube found on it) are added per
 (``segmentation.labelled``, which documents the region used: the injection neighbourhood,
 not only the graft label). Each timepoint's baseline registration is kept
 (``TimepointResult.transform``) and written by ``subject_outputs``.
+
+Stages: ``analyze_subject(on_stage=...)`` and ``run_subject(on_stage=...)`` call the given
+function with the stage about to start, in order: "reading the study" (run_subject only),
+"segmenting ses-X" per session, "registering ses-X" (later sessions, when a baseline is
+usable), "quantifying ses-X", "SPIO estimates" / "19F estimates" (labelled subjects),
+"survival fit and flags", "writing outputs" (run_subject only). It is for progress
+display; nothing depends on what it does.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -37,6 +42,7 @@ from segmentation.config import AnalysisConfig
 from segmentation.flags import (Flag, growth_flags, lingering_iron_flags, lost_graft_flags,
                                 no_baseline_flags, registration_flags)
 from segmentation.labelled import LabelledInput, LabelledResult, labelled_estimates
+from segmentation.provenance import ScanSource, scan_source, subject_provenance
 from segmentation.quantify import GraftMeasurement, TimepointMetrics, quantify_timepoint
 from segmentation.records import json_safe
 from segmentation.survival import SurvivalFit, fit_survival
@@ -46,6 +52,9 @@ log = logging.getLogger(__name__)
 PRIMARY_CONTRASTS = ("T2w", "T2starw")
 LABEL_CONTRASTS = ("T2starw", "19F")   # read by the SPIO / 19F estimates
 GRAFT = 3
+
+StageCallback = Callable[[str], None]   # called with the stage about to start
+LABEL_STAGES = {"spio": "SPIO estimates", "19f": "19F estimates"}
 
 
 @dataclass(frozen=True)
@@ -75,7 +84,7 @@ class TimepointResult:
     session_id: str
     days_post_transplant: float
     is_baseline: bool
-    scan: str
+    scan: ScanSource   # the analysed file or DICOM series
     metrics: TimepointMetrics
     estimate: CellEstimate
     registration_residual_mm: float | None
@@ -137,7 +146,7 @@ class SubjectResult:
             "failed_sessions": [{"session_id": sid, "days_post_transplant": d}
                                 for sid, d in self.failed_sessions],
             "timepoints": [{"session_id": tp.session_id, "days_post_transplant": tp.days_post_transplant,
-                            "scan": tp.scan, "metrics": tp.metrics.to_dict(),
+                            "scan": tp.scan.to_dict(), "metrics": tp.metrics.to_dict(),
                             "cell_estimate": tp.estimate, "lookalikes": tp.lookalike_note,
                             "labelled_estimate": tp.labelled and tp.labelled.to_dict(),
                             "registration_residual_mm": tp.registration_residual_mm,
@@ -175,17 +184,9 @@ def primary_scan(timepoint: Timepoint):
                         f"{sorted(timepoint.scans)}); graftwatch needs one of {PRIMARY_CONTRASTS}")
 
 
-def _sha256(path: Path | tuple[Path, ...]) -> str:
-    digest = hashlib.sha256()
-    for p in (path if isinstance(path, tuple) else (path,)):
-        digest.update(Path(p).read_bytes())
-    return digest.hexdigest()
-
-
 @dataclass(frozen=True, eq=False)
 class _Segmented:
     timepoint: Timepoint
-    scan_path: str
     image: Volume
     labels: LabelVolume
     graft_probability: Volume
@@ -202,7 +203,7 @@ def _segment_timepoint(tp: Timepoint, models, device, tta: bool) -> _Segmented:
     result = segment(image, model=seg_model, locator=locator, graft=graft_model, device=device,
                      tta=tta)
     graft = Volume(result.probabilities.array[..., GRAFT], result.probabilities.affine)
-    return _Segmented(tp, str(scan.path), image, result.labels, graft,
+    return _Segmented(tp, image, result.labels, graft,
                       result.graft_probability_samples, result.device)
 
 
@@ -243,7 +244,8 @@ def _baseline_lookalikes(target: _Segmented, baseline: _Segmented, abnormal: Vol
 
 def analyze_subject(subject: Subject, config: AnalysisConfig, device: str = "auto",
                     model: str | None = None, tta: bool = False,
-                    subject_id: str | None = None, models=None) -> SubjectResult:
+                    subject_id: str | None = None, models=None,
+                    on_stage: StageCallback | None = None) -> SubjectResult:
     """Analyse every timepoint of ``subject``; see the module docstring.
 
     ``subject_id`` names the outputs (default: the BIDS ``sub-`` label of the subject).
@@ -256,7 +258,7 @@ def analyze_subject(subject: Subject, config: AnalysisConfig, device: str = "aut
         raise AnalysisError(f"{subject.root}: subject {subject.subject_id} has no timepoints")
     torch_device = resolve_device(device)
     models = models or load_pipeline_models(torch_device, model)
-    segmented, failed = _segment_all(subject, models, torch_device, tta)
+    segmented, failed = _segment_all(subject, models, torch_device, tta, on_stage)
     base_i = _baseline_index(segmented)
     abnormal, baseline_flags = _baseline_map(segmented, base_i)
     flags: list[Flag] = [*no_baseline_flags(base_i is not None), *baseline_flags,
@@ -265,6 +267,7 @@ def analyze_subject(subject: Subject, config: AnalysisConfig, device: str = "aut
     for i, s in enumerate(segmented):
         residual, moved, transform = None, None, None
         if abnormal is not None and i != base_i:
+            _report(on_stage, f"registering {s.timepoint.label}")
             try:
                 moved, transform = _baseline_lookalikes(s, segmented[base_i], abnormal)
                 residual = float(transform.residual_mm)
@@ -273,6 +276,7 @@ def analyze_subject(subject: Subject, config: AnalysisConfig, device: str = "aut
                 residual = float("nan")
             flags.extend(registration_flags(s.timepoint.label, residual,
                                             config.max_registration_residual_mm))
+        _report(on_stage, f"quantifying {s.timepoint.label}")
         exclusion = exclude_lookalikes(s.graft_probability, moved, s.samples)
         metrics = quantify_timepoint(s.labels, exclusion.graft_probability,
                                      exclusion.graft_probability_samples, config.confidence)
@@ -283,11 +287,15 @@ def analyze_subject(subject: Subject, config: AnalysisConfig, device: str = "aut
                     for s, m, *_ in results]
     estimates = label_free(measurements, config.injected_cells, config.generator(),
                            config.confidence)
+    if config.label in LABEL_STAGES:
+        _report(on_stage, LABEL_STAGES[config.label])
     labelled = _labelled(results, base_i, measurements, config)
+    _report(on_stage, "survival fit and flags")
     flags += [*_subject_flags(measurements, config),
               *lingering_iron_flags([r.estimate for r in labelled])]
     timepoints = tuple(
-        TimepointResult(s.timepoint.label, float(s.timepoint.days or 0.0), i == base_i, s.scan_path,
+        TimepointResult(s.timepoint.label, float(s.timepoint.days or 0.0), i == base_i,
+                        scan_source(primary_scan(s.timepoint), subject.root),
                         m, e, r, note, s.device, TimepointImages(s.image, s.labels, s.graft_probability),
                         labelled[i] if labelled else None, transform)
         for i, ((s, m, r, note, transform), e) in enumerate(zip(results, estimates)))
@@ -317,10 +325,16 @@ def _baseline_map(segmented, base_i: int | None) -> tuple[Volume | None, list[Fl
                            "were not excluded and nothing was registered to it")]
 
 
-def _segment_all(subject: Subject, models, device, tta: bool):
+def _report(on_stage: StageCallback | None, stage: str) -> None:
+    if on_stage is not None:
+        on_stage(stage)
+
+
+def _segment_all(subject: Subject, models, device, tta: bool, on_stage: StageCallback | None):
     """Segment every readable timepoint; an unreadable one becomes a flag, not a failure."""
     segmented, failed = [], []
     for tp in subject.timepoints:
+        _report(on_stage, f"segmenting {tp.label}")
         try:
             segmented.append(_segment_timepoint(tp, models, device, tta))
         except GraftwatchError as exc:
@@ -363,24 +377,10 @@ def _assumptions(estimates, labelled) -> tuple[str, ...]:
 
 
 def _provenance(subject: Subject, models, segmented, device) -> dict[str, Any]:
-    from importlib.metadata import PackageNotFoundError, version
-    try:
-        package_version = version("graftwatch")
-    except PackageNotFoundError:
-        package_version = "unknown (not installed)"
-    return {"graftwatch_version": package_version,
-            "models": [m.card.name for m in models],
-            "model_weights_sha256": [m.card.weights_sha256 for m in models],
-            "device": str(device),
-            "analysed_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "subject_root": str(subject.root),
-            "inputs": {s.timepoint.label: {"path": s.scan_path,
-                                           "sha256": _sha256(primary_scan(s.timepoint).path)}
-                       for s in segmented},
-            "label_inputs": {s.timepoint.label: {c: {"path": str(scan.path), "sha256": _sha256(scan.path)}
-                                                 for c, scan in s.timepoint.scans.items()
-                                                 if c in LABEL_CONTRASTS}
-                             for s in segmented}}
+    scans = {s.timepoint.label: primary_scan(s.timepoint) for s in segmented}
+    label_scans = {s.timepoint.label: {c: scan for c, scan in s.timepoint.scans.items()
+                                       if c in LABEL_CONTRASTS} for s in segmented}
+    return subject_provenance(subject, models, scans, label_scans, device)
 
 
 def output_id(subject: Subject) -> str:
@@ -402,16 +402,20 @@ def config_for(subject: Subject, injected_cells: float | None = None,
     return AnalysisConfig(injected_cells=cells, label=str(label))
 
 
-def run_subject(entry, out_dir: Path, options: PipelineOptions, models=None) -> None:
+def run_subject(entry, out_dir: Path, options: PipelineOptions, models=None,
+                on_stage: StageCallback | None = None) -> None:
     """Batch job: discover, analyse and write one cohort entry's outputs (``models``: see
-    ``analyze_subject``)."""
+    ``analyze_subject``; ``on_stage``: the module docstring's stages)."""
     from imaging.study import discover_subject
     from segmentation.subject_outputs import write_subject_outputs
     date = entry.transplant_date or options.transplant_date
+    _report(on_stage, "reading the study")
     subject = discover_subject(entry.path, transplant_date=date)
     config = config_for(subject, entry.injected_cells, entry.label)
     result = analyze_subject(subject, config, device=options.device, model=options.model,
-                             tta=options.tta, subject_id=entry.subject_id, models=models)
+                             tta=options.tta, subject_id=entry.subject_id, models=models,
+                             on_stage=on_stage)
+    _report(on_stage, "writing outputs")
     write_subject_outputs(result, Path(out_dir), include_report=options.write_report,
                           include_phi=options.include_phi, subject=subject)
 

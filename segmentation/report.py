@@ -149,11 +149,23 @@ def subject_report_html(result, include_phi: bool = False) -> str:
                  if result.flags else "<p>No flags.</p>")
     parts.append("<h2>Assumptions</h2><ul>" + "".join(f"<li>{esc(a)}</li>"
                                                        for a in result.assumptions) + "</ul>")
-    prov = result.to_json()["provenance"]
-    parts.append("<h2>Provenance</h2>" + _table([{"key": k, "value": str(v)} for k, v in prov.items()],
+    parts.append("<h2>Provenance</h2>" + _table(_provenance_rows(result.to_json()["provenance"]),
                                                  ("key", "value")))
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _provenance_rows(prov: dict) -> list[dict[str, str]]:
+    """key/value rows; each input scan on its own row, named readably (no checksum lists)."""
+    from segmentation.provenance import describe_input
+    rows = [{"key": k, "value": str(v)} for k, v in prov.items()
+            if k not in ("inputs", "label_inputs")]
+    rows += [{"key": f"input {session}", "value": describe_input(record)}
+             for session, record in prov.get("inputs", {}).items()]
+    rows += [{"key": f"input {session} {contrast}", "value": describe_input(record)}
+             for session, by_contrast in prov.get("label_inputs", {}).items()
+             for contrast, record in by_contrast.items()]
+    return rows
 
 
 def write_subject_report(result, path: Path, include_phi: bool = False) -> Path:

@@ -45,3 +45,37 @@ def count_loads(monkeypatch) -> Counter:
 
     monkeypatch.setattr(models.registry, "load_model", counting)
     return loads
+
+
+def report_stages(entry, out_dir: Path, on_stage=None) -> None:
+    """Reports three stages when given a reporter (each followed by a pause when the id says
+    'slow'), then writes the marker."""
+    import time
+    for number in (1, 2, 3):
+        if on_stage is not None:
+            on_stage(f"step {number} of {entry.subject_id}")
+        if "slow" in entry.subject_id:
+            time.sleep(0.4)
+    write_marker(entry, out_dir)
+
+
+def record_threads(entry, out_dir: Path) -> None:
+    """Writes the torch and SimpleITK thread counts of the process that ran the subject."""
+    import SimpleITK as sitk
+    import torch
+    write_text_atomic(Path(out_dir) / entry.subject_id / "threads.txt",
+                      f"{torch.get_num_threads()} {sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()}")
+
+
+def process_threads() -> tuple[int, int]:
+    import SimpleITK as sitk
+    import torch
+    return torch.get_num_threads(), sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+
+
+def record_start(entry, out_dir: Path) -> None:
+    """Writes when the subject started (ns), then takes 0.5 s."""
+    import time
+    started = time.time_ns()
+    time.sleep(0.5)
+    write_text_atomic(Path(out_dir) / entry.subject_id / "started.txt", str(started))

@@ -7,8 +7,8 @@ import pytest
 from imaging.cohort import CohortEntry
 from imaging.errors import OutputError
 from scripts.batch_lock import output_lock
-from scripts.batch_runner import run_cohort
-from tests.scripts.batch_jobs import marker_exists, write_marker
+from scripts.batch_runner import input_bytes, run_cohort
+from tests.scripts.batch_jobs import marker_exists, record_start, report_stages, write_marker
 
 
 def _entries(tmp_path: Path, names):
@@ -62,6 +62,59 @@ def test_dask_local_cluster_gives_the_same_statuses(tmp_path):
         statuses = run_cohort(_entries(tmp_path, names), write_marker, tmp_path / "out",
                               is_complete=marker_exists, scheduler=cluster.scheduler_address)
     assert [s.status for s in statuses] == ["ok", "failed", "ok"]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_stages_reach_the_caller_in_order_from_worker_processes(tmp_path, workers):
+    names = ["sub-01", "sub-02", "sub-03"]
+    seen: list[tuple[str, str]] = []
+    order: list[str] = []
+    statuses = run_cohort(_entries(tmp_path, names), report_stages, tmp_path / "out",
+                          is_complete=marker_exists, workers=workers,
+                          on_stage=lambda sid, stage: seen.append((sid, stage)),
+                          on_done=lambda status: order.append(status.subject_id))
+    assert [s.status for s in statuses] == ["ok"] * 3
+    for name in names:
+        assert [stage for sid, stage in seen if sid == name] == [
+            f"step {n} of {name}" for n in (1, 2, 3)]
+    assert sorted(order) == names
+
+
+def test_dask_subjects_report_being_sent_and_their_worker(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    names = ["sub-slow-01", "sub-slow-02"]
+    seen: list[tuple[str, str]] = []
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster:
+        statuses = run_cohort(_entries(tmp_path, names), report_stages, tmp_path / "out",
+                              is_complete=marker_exists, scheduler=cluster.scheduler_address,
+                              on_stage=lambda sid, stage: seen.append((sid, stage)))
+        workers = set(cluster.scheduler_info["workers"])
+    assert [s.status for s in statuses] == ["ok", "ok"]
+    for name in names:
+        stages = [stage for sid, stage in seen if sid == name]
+        assert stages[0] == "sent to the cluster"
+        # each task runs 1.2 s, the scheduler is polled every 0.5 s
+        assert [s.removeprefix("on worker ") in workers for s in stages[1:]] == [True]
+
+
+def test_with_two_workers_the_costliest_subjects_start_first(tmp_path):
+    cost = {"sub-a": 1.0, "sub-b": 4.0, "sub-c": 2.0, "sub-d": 3.0}
+    entries = _entries(tmp_path, cost)
+    out = tmp_path / "out"
+    statuses = run_cohort(entries, record_start, out, is_complete=lambda e, o: False,
+                          workers=2, cost=lambda e: cost[e.subject_id])
+    assert [s.subject_id for s in statuses] == list(cost)   # still in the cohort's order
+    started = sorted(cost, key=lambda n: int((out / n / "started.txt").read_text()))
+    assert set(started[:2]) == {"sub-b", "sub-d"} and set(started[2:]) == {"sub-a", "sub-c"}
+
+
+def test_input_bytes_counts_the_files_under_the_subject(tmp_path):
+    (tmp_path / "sub-01" / "ses-01").mkdir(parents=True)
+    (tmp_path / "sub-01" / "ses-01" / "scan.nii").write_bytes(b"x" * 300)
+    (tmp_path / "sub-01" / "sessions.tsv").write_bytes(b"x" * 20)
+    assert input_bytes(CohortEntry("sub-01", tmp_path / "sub-01")) == 320
+    assert input_bytes(CohortEntry("sub-02", tmp_path / "missing")) == 0
 
 
 def test_output_folder_that_cannot_be_written_is_refused_with_its_path(tmp_path, capsys):
