@@ -29,8 +29,14 @@ MODELS = ("seg", "locator", "graft")
 RECIPE_DEFAULTS = {
     "seg": {},
     "locator": {},
-    "graft": {"graft_fraction": 0.6, "focus_fraction": 0.25, "real_fraction": 0.1,
-              "volume_weight": 0.5},
+    "graft": {"graft_fraction": 0.8, "focus_fraction": 0.15, "real_fraction": 0.1,
+              "volume_weight": 0.5, "positive_weight": 30.0, "learning_rate": 1e-3,
+              "clear_grafts_only": True,
+              # the graft differs from the edema around it by ~0.1 of the normalised range:
+              # intensity augmentation stays well below that
+              "augment": AugmentConfig(noise_sigma_max=0.02, remap_probability=0.0,
+                                       contrast_probability=0.2, gamma_range=(0.85, 1.2),
+                                       bias_strength=0.15)},
 }
 
 
@@ -54,6 +60,9 @@ class TrainConfig:
     focus_fraction: float = 0.25       # share of phantom patches centred on the lesion
     graft_fraction: float = 0.4        # share of phantom patches centred on the graft
     volume_weight: float = 0.5         # weight of the graft volume term of the loss
+    positive_weight: float = 1.0       # graft model: weight of the graft voxels' cross-entropy
+    clear_grafts_only: bool = False    # graft model: drop phantom cases whose graft never fills
+                                       # half a voxel (ambiguous partial volume), keep graft-free
     use_negatives: bool = True         # locator: scans without a cord (brains), all background
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     patch_size: tuple[int, int, int] | None = None   # None: the card's

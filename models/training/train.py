@@ -67,6 +67,12 @@ def initialise(network: nn.Module, generator: torch.Generator) -> None:
                     module.bias.zero_()
 
 
+def _clear_or_graft_free(case: TrainingCase) -> bool:
+    """No graft at all, or a graft filling at least half of some voxel (targets x 255)."""
+    most = int(case.target[-1].max())
+    return most == 0 or most >= dataset.TARGET_SCALE / 2
+
+
 def load_data(config: TrainConfig, card: ModelCard, cache: Path,
               data_root: Path = sources.SHARED_DATA) -> TrainingData:
     """Phantom seeds and real scans of this config, built once and cached under ``cache``."""
@@ -75,6 +81,8 @@ def load_data(config: TrainConfig, card: ModelCard, cache: Path,
     log.info("building phantom cases for %d training and %d held-out seeds",
              len(train_seeds), len(holdout_seeds))
     phantom_train = sources.phantom_cases(train_seeds, card, cache)
+    if config.clear_grafts_only:
+        phantom_train = [c for c in phantom_train if _clear_or_graft_free(c)]
     phantom_holdout = sources.phantom_cases(holdout_seeds, card, cache, validation=True)
     real_train, real_holdout = [], []
     if config.use_real:
@@ -161,7 +169,7 @@ def train_step(state: _State, data: TrainingData, config: TrainConfig, card: Mod
     with torch.autocast("cpu", dtype=torch.bfloat16):
         logits = state.network(batch.image)
     if card.task == "graft":
-        loss = graft_loss(logits.float(), batch.target, config.volume_weight)
+        loss = graft_loss(logits.float(), batch.target, config.volume_weight, config.positive_weight)
     else:
         loss = masked_loss(logits.float(), batch.target, batch.annotations, config.volume_weight)
     state.optimiser.zero_grad(set_to_none=True)
