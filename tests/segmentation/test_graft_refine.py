@@ -98,3 +98,10 @@ def test_paired_graft_model_only_with_the_default_segmenter():
     assert graft_model_name("paired", "some-other-segmenter") is None
     assert graft_model_name("none", DEFAULT_MODEL) is None
     assert graft_model_name("my-graft", "some-other-segmenter") == "my-graft"
+
+
+def test_shipped_graft_model_fits_the_shipped_segmenters_grid():
+    from models.registry import load_card
+    graft = load_card("graftwatch-graft-v1")
+    check_graft_model(graft, load_card(DEFAULT_MODEL))
+    assert graft.task == "graft" and graft.labels == {0: "background", 1: "graft"}
