@@ -49,6 +49,13 @@ def graft_model_name(choice: str | None, segmenter: str = DEFAULT_MODEL) -> str 
     return None if choice.lower() == "none" else choice
 
 
+def load_graft_choice(choice: str | None, segmenter: str, device: torch.device | str = "cpu",
+                      weights_dir: Path | None = None) -> LoadedModel | None:
+    """The graft model ``graft_model_name(choice, segmenter)`` names, loaded, or None."""
+    name = graft_model_name(choice, segmenter)
+    return None if name is None else load_model(name, device, weights_dir)
+
+
 def _weights_dir(weights_dir: Path | None) -> Path:
     return WEIGHTS_DIR if weights_dir is None else Path(weights_dir)
 

@@ -52,15 +52,14 @@ def main(argv: list[str] | None = None) -> int:
     from scripts.cli import configure_logging
     configure_logging(args.verbose)
     from imaging.atomic import write_text_atomic
-    from models.registry import DEFAULT_LOCATOR, DEFAULT_MODEL, graft_model_name, load_model
+    from models.registry import DEFAULT_LOCATOR, DEFAULT_MODEL, load_graft_choice, load_model
     from segmentation.device import resolve_device
     from segmentation.evaluation import evaluate
 
     device = resolve_device(args.device)
     model = load_model(args.model or DEFAULT_MODEL, device, args.models_dir)
     locator = load_model(args.locator or DEFAULT_LOCATOR, device, args.models_dir)
-    graft_name = graft_model_name(args.graft, model.card.name)
-    graft = None if graft_name is None else load_model(graft_name, device, args.models_dir)
+    graft = load_graft_choice(args.graft, model.card.name, device, args.models_dir)
 
     def progress(score) -> None:
         graft = score.scores.get("graft")

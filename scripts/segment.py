@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     from imaging.atomic import write_text_atomic
     from imaging.errors import OutputError
     from imaging.io import load, save
-    from models.registry import DEFAULT_LOCATOR, DEFAULT_MODEL, graft_model_name, load_model
+    from models.registry import DEFAULT_LOCATOR, DEFAULT_MODEL, load_graft_choice, load_model
     from segmentation.device import resolve_device
     from segmentation.inference import segment
 
@@ -75,8 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     device = resolve_device(args.device)
     model = load_model(args.model or DEFAULT_MODEL, device, args.models_dir)
     locator = load_model(args.locator or DEFAULT_LOCATOR, device, args.models_dir)
-    graft_name = graft_model_name(args.graft, model.card.name)
-    graft = None if graft_name is None else load_model(graft_name, device, args.models_dir)
+    graft = load_graft_choice(args.graft, model.card.name, device, args.models_dir)
     result = segment(volume, model, contrast=args.contrast, force_contrast=args.force_contrast,
                      tta=args.tta, precision=args.precision, locator=locator,
                      graft=graft)

@@ -67,11 +67,11 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         steps = own_steps.get(name) or args.steps
         config = recipe_config(name, steps=steps, seed=args.seed, batch_size=args.batch_size,
-                             checkpoint_every=args.checkpoint_every,
-                             validate_every=args.validate_every,
-                             phantom_train_subjects=args.phantom_subjects,
-                             phantom_holdout_subjects=args.holdout_subjects,
-                             use_real=not args.no_real)
+                               checkpoint_every=args.checkpoint_every,
+                               validate_every=args.validate_every,
+                               phantom_train_subjects=args.phantom_subjects,
+                               phantom_holdout_subjects=args.holdout_subjects,
+                               use_real=not args.no_real)
         result = train(config, args.out, resume=args.resume, install=args.install,
                        progress=not args.no_progress, command=command, status=args.status)
         logging.getLogger("graftwatch.train").info(

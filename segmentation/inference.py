@@ -108,6 +108,17 @@ def _loaded(model: str | LoadedModel, device: torch.device | None, task: str) ->
     return model
 
 
+def _graft_model(graft: str | LoadedModel | None, fine: LoadedModel) -> LoadedModel | None:
+    """The graft model to run with segmenter ``fine`` (a name, "paired", loaded, or None)."""
+    if isinstance(graft, str):
+        graft = graft_model_name(graft, fine.card.name)
+    if graft is None:
+        return None
+    loaded = _loaded(graft, fine.device, "graft")
+    check_graft_model(loaded.card, fine.card)
+    return loaded
+
+
 def _check_contrast(volume: Volume, contrast: str | None, force: bool, cards) -> str:
     found = contrast or volume.meta.get("contrast")
     if found is None:
@@ -254,12 +265,8 @@ def segment(volume: Volume, model: str | LoadedModel = DEFAULT_MODEL,
     given = None if str(device) == "auto" and not isinstance(model, str) else resolve_device(device)
     fine = _loaded(model, given, "segment")
     coarse = _loaded(locator, fine.device, "locate")
-    if isinstance(graft, str):
-        graft = graft_model_name(graft, fine.card.name)
-    graft_model = None if graft is None else _loaded(graft, fine.device, "graft")
+    graft_model = _graft_model(graft, fine)
     cards = (fine.card, coarse.card) + (() if graft_model is None else (graft_model.card,))
-    if graft_model is not None:
-        check_graft_model(graft_model.card, fine.card)
     found_contrast = _check_contrast(volume, contrast, force_contrast, cards)
     image_ras = image_for_model(volume.reorient("RAS"))
     meta = {"contrast": found_contrast, "model": fine.card.name, "source": volume.meta.get("source"),

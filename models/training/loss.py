@@ -82,7 +82,7 @@ def graft_loss(logits: torch.Tensor, target: torch.Tensor, volume_weight: float 
         raise ModelError(f"graft loss: logits {tuple(logits.shape)} and target "
                          f"{tuple(target.shape)}; expected (N, 2, ...) and (N, 4, ...)")
     losses = []
-    weights = torch.tensor([1.0, positive_weight]).view(2, 1, 1, 1)
+    weights = logits.new_tensor([1.0, positive_weight]).view(2, 1, 1, 1)
     for sample_logits, sample_target in zip(logits.float(), target.float()):
         graft = sample_target[-1]
         losses.append(_full_loss(sample_logits, torch.stack([1 - graft, graft]), volume_weight,
@@ -98,9 +98,9 @@ def masked_loss(logits: torch.Tensor, target: torch.Tensor, annotations: Sequenc
     if len(annotations) != logits.shape[0]:
         raise ModelError(f"{len(annotations)} annotations for a batch of {logits.shape[0]}")
     losses = []
+    graft_weight = volume_weight if logits.shape[1] > 3 else 0.0   # the last label is a graft
     for sample_logits, sample_target, annotation in zip(logits.float(), target.float(), annotations):
         if annotation == "full":
-            graft_weight = volume_weight if logits.shape[1] > 3 else 0.0
             losses.append(_full_loss(sample_logits, sample_target, graft_weight))
         elif annotation == "cord":
             losses.append(_cord_loss(sample_logits, sample_target))

@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from imaging.errors import ModelError
 from models.card import GRAFT_LABELS, LOCATE_LABELS, SEGMENT_LABELS, ModelCard
@@ -81,33 +81,29 @@ def recipe_config(model: str, **settings) -> TrainConfig:
     return TrainConfig(model=model, **{**RECIPE_DEFAULTS[model], **settings})
 
 
+SEG_SPACING_MM = (0.6, 0.6, 0.6)
+# name, task, spacing, patch, labels, channels per level. The graft model shares the
+# segmenter's spacing: it runs on the segmenter's own model-grid array.
+_CARDS = {
+    "seg": (SEG_NAME, "segment", SEG_SPACING_MM, (48, 48, 64), SEGMENT_LABELS, (16, 32, 64, 96)),
+    "locator": (LOCATOR_NAME, "locate", (2.0, 2.0, 2.0), (64, 64, 64), LOCATE_LABELS, (8, 16, 32)),
+    "graft": (GRAFT_NAME, "graft", SEG_SPACING_MM, (32, 32, 32), GRAFT_LABELS, (16, 32, 64)),
+}
+
+
+def _recipe_card(name: str, task: str, spacing_mm, patch_size, labels, channels) -> ModelCard:
+    return ModelCard(
+        name=name, task=task, contrasts=("T2w", "T2starw"), spacing_mm=spacing_mm,
+        patch_size=patch_size, labels=labels,
+        architecture={"in_channels": 1, "out_channels": len(labels), "channels": list(channels),
+                      "strides": [2] * (len(channels) - 1), "norm": "instance", "dropout": 0.0},
+        normalisation="percentile")
+
+
 def base_card(config: TrainConfig) -> ModelCard:
     """The card of the model a config trains, before training fills in the rest."""
-    if config.model == "seg":
-        card = ModelCard(
-            name=SEG_NAME, task="segment", contrasts=("T2w", "T2starw"),
-            spacing_mm=(0.6, 0.6, 0.6), patch_size=(48, 48, 64), labels=SEGMENT_LABELS,
-            architecture={"in_channels": 1, "out_channels": 4, "channels": [16, 32, 64, 96],
-                          "strides": [2, 2, 2], "norm": "instance", "dropout": 0.0},
-            normalisation="percentile")
-    elif config.model == "locator":
-        card = ModelCard(
-            name=LOCATOR_NAME, task="locate", contrasts=("T2w", "T2starw"),
-            spacing_mm=(2.0, 2.0, 2.0), patch_size=(64, 64, 64), labels=LOCATE_LABELS,
-            architecture={"in_channels": 1, "out_channels": 2, "channels": [8, 16, 32],
-                          "strides": [2, 2], "norm": "instance", "dropout": 0.0},
-            normalisation="percentile")
-    elif config.model == "graft":
-        card = ModelCard(
-            name=GRAFT_NAME, task="graft", contrasts=("T2w", "T2starw"),
-            spacing_mm=(0.6, 0.6, 0.6), patch_size=(32, 32, 32), labels=GRAFT_LABELS,
-            architecture={"in_channels": 1, "out_channels": 2, "channels": [16, 32, 64],
-                          "strides": [2, 2], "norm": "instance", "dropout": 0.0},
-            normalisation="percentile")
-    else:
+    if config.model not in _CARDS:
         raise ModelError(f"model {config.model!r}; expected one of {MODELS}")
-    arch = dict(card.architecture)
-    if config.channels is not None:
-        arch["channels"] = list(config.channels)
-        arch["strides"] = [2] * (len(config.channels) - 1)
-    return replace(card, architecture=arch, patch_size=config.patch_size or card.patch_size)
+    name, task, spacing_mm, patch_size, labels, channels = _CARDS[config.model]
+    return _recipe_card(name, task, spacing_mm, config.patch_size or patch_size, labels,
+                        config.channels or channels)

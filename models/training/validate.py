@@ -62,47 +62,82 @@ def _labels_on_input_grid(fractions: np.ndarray, factors: Sequence[int]) -> np.n
     return np.argmax(block_average(fractions, factors), axis=0)
 
 
+class _GraftVolumes:
+    """Graft volume as graftwatch measures it (sum of P(graft)) against the partial-volume
+    truth, in input voxels: % error where the truth holds at least one voxel, the false
+    volume where it holds none."""
+
+    def __init__(self) -> None:
+        self.errors: list[float] = []
+        self.false: list[float] = []
+
+    def add(self, probability: np.ndarray, fraction: np.ndarray, voxels: int) -> None:
+        predicted, true = float(probability.sum()) / voxels, float(fraction.sum()) / voxels
+        if true >= 1.0:
+            self.errors.append(100.0 * abs(predicted - true) / true)
+        elif true == 0.0:
+            self.false.append(predicted)
+
+    def summary(self) -> dict:
+        return {"median_abs_error_pct": (round(float(np.median(self.errors)), 2)
+                                         if self.errors else None),
+                "cases": len(self.errors),
+                "mean_false_voxels_without_graft": (round(float(np.mean(self.false)), 3)
+                                                    if self.false else None),
+                "cases_without_graft": len(self.false)}
+
+
+class _DiceTally:
+    """Dice per name, pooled over cases and averaged over cases whose truth has it."""
+
+    def __init__(self) -> None:
+        self.overlap: dict[str, float] = {}
+        self.size: dict[str, float] = {}
+        self.per_case: dict[str, list[float]] = {}
+
+    def add(self, name: str, predicted: np.ndarray, truth: np.ndarray) -> None:
+        inter, total = float((predicted & truth).sum()), float(predicted.sum() + truth.sum())
+        self.overlap[name] = self.overlap.get(name, 0.0) + inter
+        self.size[name] = self.size.get(name, 0.0) + total
+        if truth.any():
+            self.per_case.setdefault(name, []).append(2 * inter / total)
+
+    def summary(self, n_cases: int, always: Sequence[str] = ()) -> dict:
+        """Scores of every name seen; names in ``always`` appear even without any case
+        (pooled and mean None, 0 cases)."""
+        pooled = {n: round(2 * self.overlap[n] / self.size[n], 4) if self.size[n] else None
+                  for n in self.overlap}
+        mean = {n: round(float(np.mean(v)), 4) for n, v in self.per_case.items()}
+        counts = {n: len(v) for n, v in self.per_case.items()}
+        for name in always:
+            pooled.setdefault(name, None)
+            mean.setdefault(name, None)
+            counts.setdefault(name, 0)
+        return {"cases": n_cases, "dice_pooled": pooled, "dice_mean": mean,
+                "cases_with_label": counts}
+
+
 def score_cases(network: nn.Module, cases: Sequence[TrainingCase], patch: Sequence[int],
                 label_names: dict[int, str], device: torch.device) -> dict:
     """Dice per label (pooled and mean over cases with that label) on the input grid."""
-    overlap: dict[str, float] = {}
-    size: dict[str, float] = {}
-    per_case: dict[str, list[float]] = {}
-    volume_errors, false_volumes = [], []
+    dice, volumes = _DiceTally(), _GraftVolumes()
     for case in cases:
         probs = predict_probabilities(network, case.image.astype(np.float32), patch, device)
+        fractions = case.target_fractions()
         predicted = _labels_on_input_grid(probs, case.factors)
-        truth = _labels_on_input_grid(case.target_fractions(), case.factors)
+        truth = _labels_on_input_grid(fractions, case.factors)
         if case.annotation == "full" and len(label_names) == 4:
-            voxels = int(np.prod(case.factors))
-            predicted_graft = float(probs[3].sum()) / voxels
-            true_graft = float(case.target_fractions()[3].sum()) / voxels
-            if true_graft >= 1.0:
-                volume_errors.append(100.0 * abs(predicted_graft - true_graft) / true_graft)
-            elif true_graft == 0.0:
-                false_volumes.append(predicted_graft)
+            volumes.add(probs[3], fractions[3], int(np.prod(case.factors)))
         if case.annotation == "cord" or len(label_names) == 2:
             pairs = {"cord region": (predicted > 0, truth > 0)}
         else:
             pairs = {name: (predicted == k, truth == k) for k, name in label_names.items() if k > 0}
             pairs["cord region"] = (predicted > 0, truth > 0)
         for name, (p, t) in pairs.items():
-            inter, total = float((p & t).sum()), float(p.sum() + t.sum())
-            overlap[name] = overlap.get(name, 0.0) + inter
-            size[name] = size.get(name, 0.0) + total
-            if t.any():
-                per_case.setdefault(name, []).append(2 * inter / total)
-    result = {"cases": len(cases),
-            "dice_pooled": {n: round(2 * overlap[n] / size[n], 4) if size[n] else None for n in overlap},
-            "dice_mean": {n: round(float(np.mean(v)), 4) for n, v in per_case.items()},
-            "cases_with_label": {n: len(v) for n, v in per_case.items()}}
-    if volume_errors or false_volumes:
-        result["graft_volume"] = {
-            "median_abs_error_pct": round(float(np.median(volume_errors)), 2) if volume_errors else None,
-            "cases": len(volume_errors),
-            "mean_false_voxels_without_graft": (round(float(np.mean(false_volumes)), 3)
-                                                if false_volumes else None),
-            "cases_without_graft": len(false_volumes)}
+            dice.add(name, p, t)
+    result = dice.summary(len(cases))
+    if volumes.errors or volumes.false:
+        result["graft_volume"] = volumes.summary()
     return result
 
 
@@ -111,33 +146,13 @@ def score_graft_cases(network: nn.Module, cases: Sequence[TrainingCase], patch: 
     """The binary graft model on the input grid: Dice of P(graft) >= 0.5 against the graft
     fraction >= 0.5, pooled and averaged over cases whose truth has a graft voxel; the
     graft volume (sum of probabilities) against the partial-volume truth, as
-    ``score_cases`` reports it for the segmenter."""
-    overlap = size = 0.0
-    per_case, volume_errors, false_volumes = [], [], []
+    ``score_cases`` reports it for the segmenter (here over every case: controls,
+    baselines and real cords alike have no transplant)."""
+    dice, volumes = _DiceTally(), _GraftVolumes()
     for case in cases:
         probs = predict_probabilities(network, case.image.astype(np.float32), patch, device)
-        voxels = int(np.prod(case.factors))
-        true_fraction = block_average(case.target_fractions()[-1:], case.factors)[0]
-        predicted_fraction = block_average(probs[-1:], case.factors)[0]
-        p, t = predicted_fraction >= 0.5, true_fraction >= 0.5
-        inter, total = float((p & t).sum()), float(p.sum() + t.sum())
-        overlap, size = overlap + inter, size + total
-        if t.any():
-            per_case.append(2 * inter / total)
-        true_graft = float(case.target_fractions()[-1].sum()) / voxels
-        predicted_graft = float(probs[-1].sum()) / voxels
-        if true_graft >= 1.0:
-            volume_errors.append(100.0 * abs(predicted_graft - true_graft) / true_graft)
-        elif true_graft == 0.0:          # controls, baselines and real cords: no transplant
-            false_volumes.append(predicted_graft)
-    return {"cases": len(cases),
-            "dice_pooled": {"graft": round(2 * overlap / size, 4) if size else None},
-            "dice_mean": {"graft": round(float(np.mean(per_case)), 4) if per_case else None},
-            "cases_with_label": {"graft": len(per_case)},
-            "graft_volume": {
-                "median_abs_error_pct": (round(float(np.median(volume_errors)), 2)
-                                         if volume_errors else None),
-                "cases": len(volume_errors),
-                "mean_false_voxels_without_graft": (round(float(np.mean(false_volumes)), 3)
-                                                    if false_volumes else None),
-                "cases_without_graft": len(false_volumes)}}
+        graft = case.target_fractions()[-1]
+        predicted = block_average(probs[-1:], case.factors)[0] >= 0.5
+        dice.add("graft", predicted, block_average(graft[None], case.factors)[0] >= 0.5)
+        volumes.add(probs[-1], graft, int(np.prod(case.factors)))
+    return {**dice.summary(len(cases), always=("graft",)), "graft_volume": volumes.summary()}
