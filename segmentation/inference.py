@@ -5,8 +5,9 @@ Stages (each timed in ``SegmentationResult.timings_s``):
 1. prepare: check the contrast against the model card, reorient to RAS
    (bit-exact), combine echoes of a 4-D T2*w scan into one image (``image_for_model``).
 2. locate: the locator model over the whole field of view at its coarse spacing
-   (``segmentation.locate``); no cord -> a result with ``cord_found=False``, empty
-   labels and the reason.
+   (``segmentation.locate``); no cord in a small field of view (at most
+   ``LocatorConfig.whole_view_max_mm3``) -> the whole view is the box; no cord in a
+   larger one -> a result with ``cord_found=False``, empty labels and the reason.
 3. fine: the segmentation model in a box around the cord (the training box: margin
    15 mm on RAS x and y, the whole field of view along z), on the model grid that
    refines the input grid by integer factors (``models.input``), normalised over the
@@ -16,7 +17,8 @@ Stages (each timed in ``SegmentationResult.timings_s``):
    region (plus 5 mm) replaces the segmenter's graft channel on the same model-grid
    array, per TTA pass (``segmentation.graft_refine``).
 4. postprocess: ``segmentation.postprocess`` on the box (components, graft near the
-   cord, islands in mm3).
+   cord, islands in mm3); less than ``LocatorConfig.min_cord_mm3`` of cord left ->
+   "no cord found" with the reason.
 5. assemble: probabilities block-averaged back to the input grid (exact partial
    volume: sum of probabilities x voxel volume is a volume in mm3), pasted into the
    full field of view (background probability 1 outside the box), labels = argmax,
@@ -47,7 +49,8 @@ from models.registry import (DEFAULT_LOCATOR, DEFAULT_MODEL, PAIRED, LoadedModel
                              load_model)
 from segmentation.device import cpu_has_native_bf16, resolve_device
 from segmentation.graft_refine import apply_graft_model, check_graft_model
-from segmentation.locate import (CordBox, LocatorConfig, box_through_affines, locate_cord,
+from segmentation.locate import (CordBox, CordLocation, LocatorConfig, box_through_affines,
+                                 field_of_view_mm3, locate_cord, whole_view_box,
                                  model_probabilities)
 from segmentation.postprocess import (GRAFT, PostprocessConfig, PostprocessReport,
                                       clean_probabilities)
@@ -245,6 +248,28 @@ def _segment_box(ctx: _Context, box: CordBox, tta: bool, batch_size: int, overla
     return mean, samples, report
 
 
+def _no_cord(ctx: _Context, probs: np.ndarray, reason: str,
+             timings: dict[str, float]) -> SegmentationResult:
+    log.info("%s", reason)
+    return _result(ctx, probs, None, found=False, reason=reason, box=None, timings=timings,
+                   report=None)
+
+
+def _box_to_segment(where: CordLocation, image_ras: Volume,
+                    config: LocatorConfig) -> tuple[CordBox | None, str]:
+    """The locator's box, else the whole field of view when it is small (see
+    ``segmentation.locate``), else None; with the reason in words."""
+    if where.cord_found:
+        return where.box, where.reason
+    view_mm3 = field_of_view_mm3(image_ras)
+    if view_mm3 > config.whole_view_max_mm3:
+        return None, where.reason
+    return whole_view_box(image_ras), (
+        f"the locator found no cord (largest cord-region probability "
+        f"{where.max_probability:.2f}), so the whole field of view ({view_mm3:.0f} mm3, at most "
+        f"{config.whole_view_max_mm3:g} mm3) was segmented")
+
+
 def segment(volume: Volume, model: str | LoadedModel = DEFAULT_MODEL,
             device: str | torch.device = "auto", contrast: str | None = None,
             force_contrast: bool = False, tta: bool = False, precision: str = "auto", *,
@@ -280,18 +305,25 @@ def segment(volume: Volume, model: str | LoadedModel = DEFAULT_MODEL,
                         batch_size=batch_size)
     timings["locate"] = time.perf_counter() - start
     probs = _background(image_ras.spatial_shape, fine.card.n_labels)
-    if not where.cord_found:
-        log.info("%s", where.reason)
-        return _result(ctx, probs, None, found=False, reason=where.reason, box=None,
-                       timings=timings, report=None)
-    box_probs, box_samples, report = _segment_box(ctx, where.box, tta, batch_size, overlap,
+    box, reason = _box_to_segment(where, image_ras, locator_config)
+    if box is None:
+        return _no_cord(ctx, probs, reason, timings)
+    box_probs, box_samples, report = _segment_box(ctx, box, tta, batch_size, overlap,
                                                   postprocess, timings)
+    cord_mm3 = float(box_probs[..., 1:].sum()) * image_ras.voxel_volume_mm3
+    if cord_mm3 < locator_config.min_cord_mm3:
+        where_text = (f"the locator marked {where.cord_region_mm3:.0f} mm3 of cord region"
+                      if where.cord_found else reason)
+        return _no_cord(ctx, probs, (
+            f"no cord found: {where_text}, but the segmenter found only {cord_mm3:.0f} mm3 of "
+            f"cord there (at least {locator_config.min_cord_mm3:g} mm3 needed); is the spinal "
+            "cord in this field of view?"), timings)
     start = time.perf_counter()
-    probs[where.box.slices] = box_probs
+    probs[box.slices] = box_probs
     samples = None
     if box_samples is not None:
         samples = np.zeros((len(box_samples),) + image_ras.spatial_shape, dtype=np.float32)
-        samples[(slice(None),) + where.box.slices] = box_samples
-    result = _result(ctx, probs, samples, found=True, reason=where.reason, box=where.box,
+        samples[(slice(None),) + box.slices] = box_samples
+    result = _result(ctx, probs, samples, found=True, reason=reason, box=box,
                      timings=timings, report=report)
     return replace(result, timings_s={**timings, "assemble": time.perf_counter() - start})

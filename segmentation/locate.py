@@ -8,6 +8,16 @@ or a maximum probability below the threshold, means "no cord found" with the
 reason in words. Otherwise the box is the bounding box of the kept components,
 mapped through the affines onto the RAS input grid and grown by ``margin_mm`` per
 axis (clipped to the field of view).
+
+Two checks around the locator (``segmentation.inference`` applies them):
+
+* a small field of view (at most ``whole_view_max_mm3``, e.g. a research scan of
+  25 x 55 x 63 mm centred on the cord) in which the locator finds no cord is segmented
+  whole by the fine model: at the locator's 2 mm such a view is a dozen voxels across,
+  and the locator, trained mostly on wide clinical views, misses most of those cords;
+  the whole view is about the size of the fine model's own training box anyway;
+* whatever the box, the fine model must find at least ``min_cord_mm3`` of cord (cord,
+  lesion and graft probabilities) in it, else the answer is "no cord found".
 """
 
 from __future__ import annotations
@@ -45,6 +55,8 @@ class LocatorConfig:
     threshold: float = 0.5
     min_region_mm3: float = 100.0
     margin_mm: tuple[float, float, float] = (BOX_MARGIN_MM, BOX_MARGIN_MM, math.inf)
+    whole_view_max_mm3: float = 400_000.0   # about 74 mm on each side; 0 turns it off
+    min_cord_mm3: float = 200.0             # about 4 mm of a cervical cord (~50 mm2)
 
 
 @dataclass(frozen=True)
@@ -140,3 +152,11 @@ def locate_cord(image_ras: Volume, locator: LoadedModel, config: LocatorConfig =
         return CordLocation(False, reason, None, max_probability, region_mm3)
     box = box_on_grid(region, coarse.affine, image_ras, config.margin_mm)
     return CordLocation(True, "cord found", box, max_probability, region_mm3)
+
+
+def field_of_view_mm3(image: Volume) -> float:
+    return float(np.prod(image.spatial_shape)) * image.voxel_volume_mm3
+
+
+def whole_view_box(image: Volume) -> CordBox:
+    return CordBox((0, 0, 0), tuple(int(n) for n in image.spatial_shape))  # type: ignore[arg-type]

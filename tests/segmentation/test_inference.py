@@ -197,3 +197,63 @@ def test_shipped_model_finds_no_cord_in_a_brain(shipped):
 def test_segment_is_the_package_api():
     import segmentation
     assert segmentation.segment is segment
+
+
+class BlindNet(torch.nn.Module):
+    """A locator that never sees a cord: background logit high everywhere."""
+
+    def forward(self, x):
+        return torch.cat([torch.full_like(x, 30.0), torch.full_like(x, -30.0)], dim=1)
+
+
+@pytest.fixture
+def blind_locator(threshold_locator) -> LoadedModel:
+    return LoadedModel(BlindNet().eval(), threshold_locator.card, threshold_locator.device)
+
+
+def test_small_view_the_locator_misses_is_segmented_whole(cord_scan, blind_locator,
+                                                          threshold_segmenter):
+    image, _, truth = cord_scan                      # 40 x 36 x 40 mm: 57600 mm3
+    result = segment(image, threshold_segmenter, locator=blind_locator)
+    assert result.cord_found
+    assert "whole field of view (57600 mm3" in result.reason
+    assert result.box.lower == (0, 0, 0) and result.box.upper == image.spatial_shape
+    assert dice(result.labels.array == 1, truth.array == 1) > 0.95
+
+
+def test_large_view_the_locator_misses_is_not_segmented(cord_scan, blind_locator,
+                                                        threshold_segmenter):
+    image, _, _ = cord_scan
+    result = segment(image, threshold_segmenter, locator=blind_locator,
+                     locator_config=LocatorConfig(whole_view_max_mm3=50_000.0))
+    assert not result.cord_found and result.reason.startswith("no cord found")
+    assert "fine" not in result.timings_s and not result.labels.array.any()
+
+
+def test_too_little_cord_in_the_box_is_no_cord(cord_scan, threshold_locator, threshold_segmenter,
+                                               blind_locator):
+    image, fraction, _ = cord_scan
+    cord_mm3 = fraction.sum() * image.voxel_volume_mm3      # about 2000 mm3
+    config = LocatorConfig(min_cord_mm3=2 * cord_mm3)
+    found_box = segment(image, threshold_segmenter, locator=threshold_locator,
+                        locator_config=config)
+    assert not found_box.cord_found and found_box.box is None
+    assert "the locator marked" in found_box.reason and "segmenter found only" in found_box.reason
+    assert not found_box.labels.array.any() and found_box.volumes_mm3()["cord"] == 0.0
+    blank = image.with_array(np.zeros(image.shape, np.float32))
+    whole = segment(blank, threshold_segmenter, locator=blind_locator)
+    assert not whole.cord_found and "whole field of view" in whole.reason
+    assert "segmenter found only 0 mm3" in whole.reason
+
+
+def test_shipped_model_finds_the_cord_in_a_small_research_view(shipped):
+    """A research phantom (25 x 55 x 66 mm, 0.41 mm in-plane) whose cord the shipped
+    locator misses at its 2 mm spacing: the whole view is segmented instead."""
+    from imaging.phantom import sample_spec, simulate_subject
+    rng = np.random.default_rng(10000)
+    spec = sample_spec(rng, label="none", control=False, resolution="research", n_sessions=2)
+    session = simulate_subject(spec, rng, subject_id="sub-r").sessions[1]
+    model, locator = shipped
+    result = segment(session.t2w, model, locator=locator, graft=None)
+    assert result.cord_found and "whole field of view" in result.reason, result.reason
+    assert dice(result.labels.array > 0, session.dseg.array > 0) > 0.9
