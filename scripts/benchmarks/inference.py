@@ -56,6 +56,17 @@ def phantom_volume(seed: int):
 
 
 def peak_rss_gb() -> float:
+    """This process's peak RSS (GB) since it started (or since its exec).
+
+    Linux: VmHWM of /proc/self/status, which belongs to the process image. Not
+    ``ru_maxrss``: Linux carries that across fork and exec, so a spawned child would
+    report its parent's peak (the phantom simulation's) as its own.
+    """
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024 / 1e9
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
 
 
@@ -103,7 +114,11 @@ def timed_segment(volume, model, locator, repeats: int, **options):
 
 def monai_whole_volume(volume, model) -> tuple[float, np.ndarray]:
     """Stock MONAI sliding window over the whole volume at the model spacing."""
-    from monai.inferers import sliding_window_inference
+    try:
+        from monai.inferers import sliding_window_inference
+    except ImportError as error:
+        raise SystemExit("the MONAI baseline needs MONAI: pip install -e '.[bench]' "
+                         "(or pass --skip-monai)") from error
     from imaging.resample import grid_for_spacing, resample_to_grid
     from imaging.volume import Volume
     from models.input import normalise_for_model
