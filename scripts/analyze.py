@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from scripts.cli import add_model_options
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="graftwatch analyze", description=__doc__)
@@ -15,6 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--label", choices=("none", "spio", "19f"), help="cell label type")
     parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:N")
     parser.add_argument("--tta", action="store_true", help="test-time augmentation (slower)")
+    add_model_options(parser)
     parser.add_argument("--include-phi", action="store_true", help="patient identifiers in the report")
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser
@@ -30,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     with about(f"subject {args.subject}"):
         subject = discover_subject(args.subject, transplant_date=args.transplant_date)
         config = config_for(subject, args.injected_cells, args.label)
-        result = analyze_subject(subject, config, device=args.device, tta=args.tta)
+        result = analyze_subject(subject, config, device=args.device, tta=args.tta,
+                                 model=args.model, graft=args.graft)
         write_subject_outputs(result, args.out, include_phi=args.include_phi, subject=subject)
     for row in result.to_table():
         fraction = row["surviving_fraction"]

@@ -13,6 +13,8 @@ import logging
 import sys
 from pathlib import Path
 
+from scripts.cli import add_model_options
+
 log = logging.getLogger("graftwatch.batch")
 
 
@@ -39,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--include-phi", action="store_true",
                         help="show patient name/ID/birth date in reports (off by default)")
     parser.add_argument("--no-report", action="store_true", help="skip the HTML reports")
+    add_model_options(parser)
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser
 
@@ -55,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     from scripts.cli import about, configure_logging
     configure_logging(args.verbose)
     from segmentation.pipeline import PipelineOptions
-    options = PipelineOptions(device=args.device, include_phi=args.include_phi,
+    options = PipelineOptions(device=args.device, model=args.model, graft=args.graft,
+                              include_phi=args.include_phi,
                               write_report=not args.no_report,
                               transplant_date=args.transplant_date)
     if args.threads and args.workers == 1 and not args.scheduler:
@@ -77,10 +81,9 @@ def run_batch(root: Path, out_dir: Path, options, *, workers: int = 1,
     as they are (``scripts.batch_workers``)."""
     from imaging.cohort import find_cohort
     from scripts.batch_lock import output_lock
-    from scripts.batch_models import ModelCachePlugin
     from scripts.batch_progress import Progress
     from scripts.batch_runner import input_bytes, run_cohort
-    from scripts.batch_stages import StagedSubjectJob
+    from scripts.batch_models import ModelCachePlugin, SubjectJob
     from scripts.batch_workers import WorkerSetupPlugin, start_local_worker, threads_per_worker
     from segmentation.cohort_outputs import write_cohort_outputs
     from segmentation.outputs import remove_stale_temporaries
@@ -91,7 +94,7 @@ def run_batch(root: Path, out_dir: Path, options, *, workers: int = 1,
         for stale in remove_stale_temporaries(out_dir):
             log.info("removed %s (left by an interrupted run)", stale)
         with Progress(len(entries), stream=sys.stderr) as progress:
-            statuses = run_cohort(entries, StagedSubjectJob(options), out_dir,
+            statuses = run_cohort(entries, SubjectJob(options), out_dir,
                                   is_complete=subject_outputs_complete, force=force,
                                   workers=workers, scheduler=scheduler, on_done=progress.update,
                                   on_stage=progress.stage, cost=input_bytes,

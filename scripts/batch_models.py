@@ -33,11 +33,13 @@ class ModelCache:
             self._loaded[key] = load_model(name, device)
         return self._loaded[key]
 
-    def pipeline_models(self, model: str | None, device: str) -> tuple:
-        """(segmenter, locator[, graft model]) as ``analyze_subject(models=...)`` takes them."""
+    def pipeline_models(self, options) -> tuple:
+        """(segmenter, locator[, graft model]) for ``options`` (PipelineOptions), as
+        ``analyze_subject(models=...)`` takes them."""
         from segmentation.device import resolve_device
         from segmentation.pipeline import load_pipeline_models
-        return load_pipeline_models(resolve_device(device), model, load=self.get)
+        return load_pipeline_models(resolve_device(options.device), options.model, load=self.get,
+                                    graft=options.graft)
 
 
 _worker_cache: ModelCache | None = None  # set only in a local worker process, by init_worker
@@ -68,7 +70,11 @@ def _dask_worker_cache() -> ModelCache | None:
 
 
 class SubjectJob:
-    """The batch job for one subject: ``run_subject`` with this worker's cached models."""
+    """The batch job for one subject: ``run_subject`` with this worker's cached models.
+
+    ``scripts.batch_runner`` calls it as ``job(entry, out_dir, on_stage=report)`` when the
+    progress display wants stages; ``run_subject`` reports them (``segmentation.pipeline``).
+    """
 
     def __init__(self, options) -> None:
         self.options = options
@@ -89,7 +95,7 @@ class SubjectJob:
             return ModelCache()
         return found
 
-    def __call__(self, entry, out_dir: Path) -> None:
+    def __call__(self, entry, out_dir: Path, on_stage=None) -> None:
         from segmentation.pipeline import run_subject
-        models = self.cache().pipeline_models(self.options.model, self.options.device)
-        run_subject(entry, out_dir, self.options, models=models)
+        models = self.cache().pipeline_models(self.options)
+        run_subject(entry, out_dir, self.options, models=models, on_stage=on_stage)

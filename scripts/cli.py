@@ -42,6 +42,15 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
+def add_model_options(parser) -> None:
+    """``--model`` and ``--graft``: which installed models the subject analysis runs."""
+    parser.add_argument("--model", default=None,
+                        help="segmentation model (default: the shipped one)")
+    parser.add_argument("--graft", default=None,
+                        help="graft model (default: the one paired with the segmenter, if any; "
+                        "'none': the segmenter's own graft channel)")
+
+
 def configure_logging(verbose: bool = False) -> None:
     """The only place logging is configured: the command line."""
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,

@@ -20,6 +20,8 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+from scripts.cli import add_model_options
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="graftwatch evaluate-survival", description=__doc__,
@@ -33,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--work", type=Path, default=None,
                         help="where the phantom studies and outputs go (default: a temp folder)")
     parser.add_argument("--device", default="auto")
+    add_model_options(parser)
     parser.add_argument("--force", action="store_true", help="overwrite OUT")
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser
@@ -92,7 +95,8 @@ def _evaluate(study: Path, resolution: str, args):
         started = time.perf_counter()
         try:
             subject = discover_subject(folder)
-            result = analyze_subject(subject, config_for(subject), device=args.device)
+            result = analyze_subject(subject, config_for(subject), device=args.device,
+                                     model=args.model, graft=args.graft)
         except GraftwatchError as exc:
             failures.append({"resolution": resolution, "subject_id": folder.name,
                              "error": str(exc)})

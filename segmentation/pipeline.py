@@ -63,6 +63,7 @@ class PipelineOptions:
 
     device: str = "auto"
     model: str | None = None
+    graft: str | None = None        # graft model: None = the segmenter's paired one, "none", a name
     tta: bool = False
     include_phi: bool = False
     write_report: bool = True
@@ -215,14 +216,17 @@ def _model_triple(models) -> tuple:
     return tuple(models) + (None,) * (3 - len(models))
 
 
-def load_pipeline_models(device, model: str | None = None, load=None) -> tuple:
-    """(segmenter, locator[, its paired graft model]) loaded on ``device``
-    (``load(name, device)``: how to load one, e.g. a worker's cache; default load_model)."""
+def load_pipeline_models(device, model: str | None = None, load=None,
+                         graft: str | None = None) -> tuple:
+    """(segmenter, locator[, graft model]) loaded on ``device`` (``load(name, device)``: how to
+    load one, e.g. a worker's cache; default load_model). ``graft``: None or "paired" -> the
+    segmenter's paired graft model (``models.registry.graft_model_name``), "none" -> none,
+    else a graft model's name."""
     from models.registry import DEFAULT_LOCATOR, DEFAULT_MODEL, graft_model_name, load_model
     load = load or load_model
     segmenter = model or DEFAULT_MODEL
-    graft = graft_model_name(None, segmenter)
-    names = (segmenter, DEFAULT_LOCATOR) + (() if graft is None else (graft,))
+    graft_name = graft_model_name(graft, segmenter)
+    names = (segmenter, DEFAULT_LOCATOR) + (() if graft_name is None else (graft_name,))
     return tuple(load(name, device) for name in names)
 
 
@@ -245,19 +249,21 @@ def _baseline_lookalikes(target: _Segmented, baseline: _Segmented, abnormal: Vol
 def analyze_subject(subject: Subject, config: AnalysisConfig, device: str = "auto",
                     model: str | None = None, tta: bool = False,
                     subject_id: str | None = None, models=None,
-                    on_stage: StageCallback | None = None) -> SubjectResult:
+                    on_stage: StageCallback | None = None,
+                    graft: str | None = None) -> SubjectResult:
     """Analyse every timepoint of ``subject``; see the module docstring.
 
     ``subject_id`` names the outputs (default: the BIDS ``sub-`` label of the subject).
     ``models``: already loaded (segmenter, locator[, graft model]) on ``device``, so a batch worker loads
-    them once, not per subject; by default they are loaded here.
+    them once, not per subject; by default they are loaded here (``model`` and ``graft`` name
+    the segmenter and the graft model, see ``load_pipeline_models``).
     """
     from segmentation.device import resolve_device
     from segmentation.lookalikes import exclude_lookalikes
     if not subject.timepoints:
         raise AnalysisError(f"{subject.root}: subject {subject.subject_id} has no timepoints")
     torch_device = resolve_device(device)
-    models = models or load_pipeline_models(torch_device, model)
+    models = models or load_pipeline_models(torch_device, model, graft=graft)
     segmented, failed = _segment_all(subject, models, torch_device, tta, on_stage)
     base_i = _baseline_index(segmented)
     abnormal, baseline_flags = _baseline_map(segmented, base_i)
@@ -414,7 +420,7 @@ def run_subject(entry, out_dir: Path, options: PipelineOptions, models=None,
     config = config_for(subject, entry.injected_cells, entry.label)
     result = analyze_subject(subject, config, device=options.device, model=options.model,
                              tta=options.tta, subject_id=entry.subject_id, models=models,
-                             on_stage=on_stage)
+                             on_stage=on_stage, graft=options.graft)
     _report(on_stage, "writing outputs")
     write_subject_outputs(result, Path(out_dir), include_report=options.write_report,
                           include_phi=options.include_phi, subject=subject)

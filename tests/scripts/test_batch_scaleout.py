@@ -58,3 +58,14 @@ def test_a_pickled_job_carries_options_not_models(monkeypatch):
     monkeypatch.setattr(batch_models, "_worker_cache", worker_cache)
     assert copy.cache() is worker_cache
     assert job.cache() is job._cache
+
+
+def test_the_job_loads_the_graft_model_its_options_name():
+    names = []
+    cache = batch_models.ModelCache()
+    cache.get = lambda name, device: names.append(name) or name
+    assert cache.pipeline_models(PipelineOptions(device="cpu", graft="some-graft")) == (
+        DEFAULT_MODEL, DEFAULT_LOCATOR, "some-graft")
+    assert cache.pipeline_models(PipelineOptions(device="cpu", graft="none")) == (
+        DEFAULT_MODEL, DEFAULT_LOCATOR)
+    assert names.count("some-graft") == 1
