@@ -8,7 +8,11 @@ never disagree. Steps, in order:
 1. Cord region: the connected components (26-connected) of voxels labelled
    cord, lesion or graft; components whose cord volume (sum of cord probability
    x voxel volume) is below ``min_cord_island_mm3`` or below ``min_cord_fraction``
-   of the largest are dropped (so a blob with no cord in it is not a cord).
+   of the largest are dropped (so a blob with no cord in it is not a cord), and so are
+   components farther than ``max_cord_gap_mm`` from the cord: the spinal cord is one
+   tube, so the kept region grows from the largest component by the components within
+   that distance of it (a cord split by a slice the network missed stays whole; a blob
+   in a neck muscle or a vessel beside the spine does not join it).
 2. Graft region: graft probability farther than ``graft_max_distance_mm`` from
    the kept cord or lesion voxels is dropped (a graft sits in or on the cord at
    the injection site; a bright blob in a muscle is not one).
@@ -46,6 +50,7 @@ class PostprocessConfig:
 
     min_cord_island_mm3: float = 20.0
     min_cord_fraction: float = 0.1
+    max_cord_gap_mm: float = 6.0
     graft_max_distance_mm: float = 5.0
     support_probability: float = 0.2
     min_graft_island_mm3: float = 1.0
@@ -102,6 +107,25 @@ def _keep_components(support: np.ndarray, weight: np.ndarray, voxel_mm3: float,
     return np.isin(components, keep), int(volumes.size - keep.size)
 
 
+def _connected_to_largest(region: np.ndarray, weight: np.ndarray, spacing_mm,
+                          max_gap_mm: float) -> tuple[np.ndarray, int]:
+    """The components of ``region`` linked to its largest (by ``weight``) through gaps of at
+    most ``max_gap_mm``, and how many others were dropped."""
+    components, count = ndimage.label(region, structure=_CONNECTIVITY)
+    if count <= 1:
+        return region, 0
+    sums = ndimage.sum_labels(weight, components, index=np.arange(1, count + 1))
+    kept = {int(np.argmax(sums)) + 1}
+    while True:
+        kept_mask = np.isin(components, list(kept))
+        others = region & ~kept_mask
+        near = _near_cord(kept_mask, others, spacing_mm, max_gap_mm)
+        joined = set(np.unique(components[near & others]).tolist()) - {0}
+        if not joined:
+            return kept_mask, count - len(kept)
+        kept |= joined
+
+
 def _drop_outside(probs: np.ndarray, labels: tuple[int, ...], keep_zone: np.ndarray,
                   cord_zone: np.ndarray, voxel_mm3: float) -> float:
     """Move ``labels``' probability outside ``keep_zone`` to cord (inside ``cord_zone``) or
@@ -152,6 +176,9 @@ def clean_probabilities(probabilities: np.ndarray, spacing_mm, config: Postproce
     labels = probs.argmax(axis=-1)
     region, cord_n = _keep_components(labels > 0, probs[..., CORD], voxel_mm3,
                                       config.min_cord_island_mm3, config.min_cord_fraction)
+    region, far_n = _connected_to_largest(region, probs[..., CORD], spacing,
+                                          config.max_cord_gap_mm)
+    cord_n += far_n
     nowhere = np.zeros_like(region)
     cord_mm3 = _drop_outside(probs, (CORD, LESION, GRAFT), _grow(region), nowhere, voxel_mm3)
     cord_or_lesion = region & np.isin(labels, (CORD, LESION))

@@ -89,6 +89,23 @@ def test_small_cord_fragments_are_dropped_and_reported():
     assert (probs.argmax(-1) == 1).sum() == 10 * 10 * 50
 
 
+def test_a_cord_blob_beside_the_cord_is_dropped_a_gap_along_it_is_bridged():
+    labels = np.zeros((60, 40, 60), np.int64)
+    labels[10:20, 10:20, 0:25] = 1          # the cord, z 0-24 ...
+    labels[10:20, 10:20, 30:60] = 1         # ... missed over 5 slices (6 mm voxel to voxel)
+    labels[40:50, 10:20, 10:40] = 1         # a cord-like blob 21 mm beside it (3000 mm3)
+    probs, report = clean_probabilities(one_hot(labels), (1, 1, 1), PostprocessConfig())
+    out = probs.argmax(-1)
+    assert np.all(out[10:20, 10:20, 30:60] == 1)            # the far end of the cord stays
+    assert not np.any(out[40:50] > 0)                       # the blob goes
+    assert report.cord_components_removed == 1
+    assert report.cord_removed_mm3 == pytest.approx(3000.0)
+    # a blob within the gap joins the cord: it may be a piece of it
+    close, _ = clean_probabilities(one_hot(labels), (1, 1, 1),
+                                   PostprocessConfig(max_cord_gap_mm=25.0))
+    assert np.all(close.argmax(-1)[40:50, 10:20, 10:40] == 1)
+
+
 def test_no_cord_means_no_graft():
     labels = np.zeros((20, 20, 20), np.int64)
     labels[5:10, 5:10, 5:10] = 3
