@@ -81,9 +81,9 @@ def run_batch(root: Path, out_dir: Path, options, *, workers: int = 1,
     as they are (``scripts.batch_workers``)."""
     from imaging.cohort import find_cohort
     from scripts.batch_lock import output_lock
+    from scripts.batch_models import ModelCachePlugin, SubjectJob
     from scripts.batch_progress import Progress
     from scripts.batch_runner import input_bytes, run_cohort
-    from scripts.batch_models import ModelCachePlugin, SubjectJob
     from scripts.batch_workers import WorkerSetupPlugin, start_local_worker, threads_per_worker
     from segmentation.cohort_outputs import write_cohort_outputs
     from segmentation.outputs import remove_stale_temporaries

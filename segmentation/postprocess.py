@@ -97,33 +97,33 @@ def _component_volumes(support: np.ndarray, weight: np.ndarray, voxel_mm3: float
 
 
 def _keep_components(support: np.ndarray, weight: np.ndarray, voxel_mm3: float,
-                     min_mm3: float, min_fraction: float = 0.0) -> tuple[np.ndarray, int]:
+                     min_mm3: float) -> tuple[np.ndarray, int]:
     """Mask of the kept components of ``support`` and how many were dropped."""
     components, volumes = _component_volumes(support, weight, voxel_mm3)
     if volumes.size == 0:
         return np.zeros_like(support), 0
-    threshold = max(min_mm3, min_fraction * volumes.max())
-    keep = np.flatnonzero(volumes >= threshold) + 1
+    keep = np.flatnonzero(volumes >= min_mm3) + 1
     return np.isin(components, keep), int(volumes.size - keep.size)
 
 
-def _connected_to_largest(region: np.ndarray, weight: np.ndarray, spacing_mm,
-                          max_gap_mm: float) -> tuple[np.ndarray, int]:
-    """The components of ``region`` linked to its largest (by ``weight``) through gaps of at
-    most ``max_gap_mm``, and how many others were dropped."""
-    components, count = ndimage.label(region, structure=_CONNECTIVITY)
-    if count <= 1:
-        return region, 0
-    sums = ndimage.sum_labels(weight, components, index=np.arange(1, count + 1))
-    kept = {int(np.argmax(sums)) + 1}
-    while True:
+def _cord_region(support: np.ndarray, weight: np.ndarray, spacing_mm,
+                 config: PostprocessConfig) -> tuple[np.ndarray, int]:
+    """Step 1: the kept cord components of ``support`` and how many were dropped."""
+    components, volumes = _component_volumes(support, weight, float(np.prod(spacing_mm)))
+    if volumes.size == 0:
+        return np.zeros_like(support), 0
+    threshold = max(config.min_cord_island_mm3, config.min_cord_fraction * volumes.max())
+    candidates = set((np.flatnonzero(volumes >= threshold) + 1).tolist())
+    kept = {int(np.argmax(volumes)) + 1} & candidates
+    while kept:
         kept_mask = np.isin(components, list(kept))
-        others = region & ~kept_mask
-        near = _near_cord(kept_mask, others, spacing_mm, max_gap_mm)
+        others = np.isin(components, list(candidates - kept))
+        near = _near_cord(kept_mask, others, spacing_mm, config.max_cord_gap_mm)
         joined = set(np.unique(components[near & others]).tolist()) - {0}
         if not joined:
-            return kept_mask, count - len(kept)
+            return kept_mask, int(volumes.size - len(kept))
         kept |= joined
+    return np.zeros_like(support), int(volumes.size)
 
 
 def _drop_outside(probs: np.ndarray, labels: tuple[int, ...], keep_zone: np.ndarray,
@@ -174,11 +174,7 @@ def clean_probabilities(probabilities: np.ndarray, spacing_mm, config: Postproce
     spacing = tuple(float(s) for s in spacing_mm)
     voxel_mm3 = float(np.prod(spacing))
     labels = probs.argmax(axis=-1)
-    region, cord_n = _keep_components(labels > 0, probs[..., CORD], voxel_mm3,
-                                      config.min_cord_island_mm3, config.min_cord_fraction)
-    region, far_n = _connected_to_largest(region, probs[..., CORD], spacing,
-                                          config.max_cord_gap_mm)
-    cord_n += far_n
+    region, cord_n = _cord_region(labels > 0, probs[..., CORD], spacing, config)
     nowhere = np.zeros_like(region)
     cord_mm3 = _drop_outside(probs, (CORD, LESION, GRAFT), _grow(region), nowhere, voxel_mm3)
     cord_or_lesion = region & np.isin(labels, (CORD, LESION))
