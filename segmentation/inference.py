@@ -50,8 +50,8 @@ from models.registry import (DEFAULT_LOCATOR, DEFAULT_MODEL, PAIRED, LoadedModel
 from segmentation.device import cpu_has_native_bf16, resolve_device
 from segmentation.graft_refine import apply_graft_model, check_graft_model
 from segmentation.locate import (CordBox, CordLocation, LocatorConfig, box_through_affines,
-                                 field_of_view_mm3, locate_cord, whole_view_box,
-                                 model_probabilities)
+                                 end_gaps_mm, field_of_view_mm3, grown_box, locate_cord,
+                                 min_cord_length_mm, model_probabilities, whole_view_box)
 from segmentation.postprocess import (GRAFT, PostprocessConfig, PostprocessReport,
                                       clean_probabilities)
 from segmentation.sliding_window import PRECISIONS
@@ -235,7 +235,7 @@ def _segment_box(ctx: _Context, box: CordBox, tta: bool, batch_size: int, overla
     runs = _fine_probabilities(ctx.image_ras, box, ctx.model, ctx.graft, tta=tta,
                                precision=ctx.precision, batch_size=batch_size, overlap=overlap)
     mean = np.moveaxis(np.mean(runs, axis=0), 0, -1)
-    timings["fine"] = time.perf_counter() - start
+    timings["fine"] = timings.get("fine", 0.0) + time.perf_counter() - start
     start = time.perf_counter()
     report = None
     if config is not None:
@@ -244,8 +244,21 @@ def _segment_box(ctx: _Context, box: CordBox, tta: bool, batch_size: int, overla
     if tta:
         kept = mean[..., GRAFT] > 0
         samples = np.stack([run[GRAFT] * kept for run in runs])
-    timings["postprocess"] = time.perf_counter() - start
+    timings["postprocess"] = timings.get("postprocess", 0.0) + time.perf_counter() - start
     return mean, samples, report
+
+
+def _follow_cord(ctx: _Context, box: CordBox, config: LocatorConfig, segment_box):
+    """``segment_box`` on ``box``, then on the box grown wherever the cord runs out of it
+    (``segmentation.locate.grown_box``), at most ``config.max_box_growth`` times.
+    Returns the last box, its (probabilities, samples, report) and how often it grew."""
+    found = segment_box(box)
+    for grown in range(config.max_box_growth):
+        bigger = grown_box(box, found[0].argmax(axis=-1) > 0, ctx.image_ras, config.margin_mm)
+        if bigger == box:
+            return box, found, grown
+        box, found = bigger, segment_box(bigger)
+    return box, found, config.max_box_growth
 
 
 def _no_cord(ctx: _Context, probs: np.ndarray, reason: str,
@@ -253,6 +266,35 @@ def _no_cord(ctx: _Context, probs: np.ndarray, reason: str,
     log.info("%s", reason)
     return _result(ctx, probs, None, found=False, reason=reason, box=None, timings=timings,
                    report=None)
+
+
+def _implausible_cord(box_probs: np.ndarray, box: CordBox, image_ras: Volume,
+                      config: LocatorConfig, region_mm3: float | None, reason: str) -> str | None:
+    """Why the fine model's cord is no cord (too little of it, it ends inside the field of
+    view at both ends, or it is too short; see ``segmentation.locate``), or None when it
+    is plausible."""
+    cord_mm3 = float(box_probs[..., 1:].sum()) * image_ras.voxel_volume_mm3
+    where_text = (reason if region_mm3 is None
+                  else f"the locator marked {region_mm3:.0f} mm3 of cord region")
+    if cord_mm3 < config.min_cord_mm3:
+        return (f"no cord found: {where_text}, but the segmenter found only {cord_mm3:.0f} mm3 "
+                f"of cord there (at least {config.min_cord_mm3:g} mm3 needed); is the spinal "
+                "cord in this field of view?")
+    low, high = end_gaps_mm(box_probs.argmax(axis=-1) > 0, box, image_ras)
+    if min(low, high) > config.max_end_gap_mm:
+        return (f"no cord found: {where_text}, and what the segmenter marked there "
+                f"({cord_mm3:.0f} mm3) ends {low:.0f} mm above the inferior and {high:.0f} mm "
+                f"below the superior edge of the field of view; a spinal cord runs out of the "
+                f"view at one end at least (within {config.max_end_gap_mm:g} mm). Is the spinal "
+                "cord in this field of view?")
+    length = image_ras.spatial_shape[2] * image_ras.spacing[2] - low - high
+    shortest = min_cord_length_mm(image_ras, config)
+    if length < shortest:
+        return (f"no cord found: {where_text}, and what the segmenter marked there "
+                f"({cord_mm3:.0f} mm3) is {length:.0f} mm long from top to bottom; a spinal cord "
+                f"runs through the field of view (at least {shortest:.0f} mm of it here). Is the "
+                "spinal cord in this field of view?")
+    return None
 
 
 def _box_to_segment(where: CordLocation, image_ras: Volume,
@@ -308,16 +350,15 @@ def segment(volume: Volume, model: str | LoadedModel = DEFAULT_MODEL,
     box, reason = _box_to_segment(where, image_ras, locator_config)
     if box is None:
         return _no_cord(ctx, probs, reason, timings)
-    box_probs, box_samples, report = _segment_box(ctx, box, tta, batch_size, overlap,
-                                                  postprocess, timings)
-    cord_mm3 = float(box_probs[..., 1:].sum()) * image_ras.voxel_volume_mm3
-    if cord_mm3 < locator_config.min_cord_mm3:
-        where_text = (f"the locator marked {where.cord_region_mm3:.0f} mm3 of cord region"
-                      if where.cord_found else reason)
-        return _no_cord(ctx, probs, (
-            f"no cord found: {where_text}, but the segmenter found only {cord_mm3:.0f} mm3 of "
-            f"cord there (at least {locator_config.min_cord_mm3:g} mm3 needed); is the spinal "
-            "cord in this field of view?"), timings)
+    box, (box_probs, box_samples, report), grown = _follow_cord(
+        ctx, box, locator_config,
+        lambda b: _segment_box(ctx, b, tta, batch_size, overlap, postprocess, timings))
+    if grown:
+        reason += f"; the box grew {grown} time(s) to follow the cord out of the locator's box"
+    rejected = _implausible_cord(box_probs, box, image_ras, locator_config,
+                                 where.cord_region_mm3 if where.cord_found else None, reason)
+    if rejected:
+        return _no_cord(ctx, probs, rejected, timings)
     start = time.perf_counter()
     probs[box.slices] = box_probs
     samples = None

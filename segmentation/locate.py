@@ -3,21 +3,37 @@
 The locator network (task "locate": 0 background, 1 cord region) runs on the
 image reoriented to RAS and resampled at its own coarse spacing. Its cord-region
 probability is thresholded; connected components (26-connected) smaller than
-``min_region_mm3`` are ignored (specks in a brain or a knee). No component left,
-or a maximum probability below the threshold, means "no cord found" with the
-reason in words. Otherwise the box is the bounding box of the kept components,
-mapped through the affines onto the RAS input grid and grown by ``margin_mm`` per
-axis (clipped to the field of view).
+``min_region_mm3`` are ignored (specks). When none reaches that size, the largest
+one is kept as a seed (in wide 256 mm views locator-v1 often marks only a few
+voxels of a cord it has clearly seen): the fine model and the checks below decide.
+No component at all, or a maximum probability below the threshold, means "no cord
+found" with the reason in words. Otherwise the box is the bounding box of the kept
+components, mapped through the affines onto the RAS input grid and grown by
+``margin_mm`` per axis (clipped to the field of view).
 
-Two checks around the locator (``segmentation.inference`` applies them):
+Checks around the locator (``segmentation.inference`` applies them):
 
 * a small field of view (at most ``whole_view_max_mm3``, e.g. a research scan of
   25 x 55 x 63 mm centred on the cord) in which the locator finds no cord is segmented
   whole by the fine model: at the locator's 2 mm such a view is a dozen voxels across,
   and the locator, trained mostly on wide clinical views, misses most of those cords;
   the whole view is about the size of the fine model's own training box anyway;
+* where the fine model's cord reaches a side of the box that is not the edge of the
+  field of view, the box grows by ``margin_mm`` on that side and the fine model runs
+  again (at most ``max_box_growth`` times): the cord curves (a 256 mm sagittal view
+  moves it by 40 mm front to back) and the locator may have marked only part of it;
 * whatever the box, the fine model must find at least ``min_cord_mm3`` of cord (cord,
-  lesion and graft probabilities) in it, else the answer is "no cord found".
+  lesion and graft probabilities) in it, else the answer is "no cord found";
+* the cord must run to within ``max_end_gap_mm`` of the superior or the inferior edge
+  of the field of view: a spinal cord leaves any view of it through the top or the
+  bottom (every real and phantom scan in the evaluation: 0-5 mm), while what the
+  model marks in a brain ends inside the view (the dcm_qa and XA30 brain scans: 39 mm
+  or more from both edges);
+* and it must be long: at least ``min_cord_length_mm`` from top to bottom, or
+  ``min_cord_length_fraction`` of the field of view's superior-inferior extent where
+  that is shorter (a real cord runs through the whole view; the 22 mm the model marks
+  in the axial dcm_qa brain EPI, 7 mm from its inferior edge once the box has grown,
+  is not a cord).
 """
 
 from __future__ import annotations
@@ -57,6 +73,10 @@ class LocatorConfig:
     margin_mm: tuple[float, float, float] = (BOX_MARGIN_MM, BOX_MARGIN_MM, math.inf)
     whole_view_max_mm3: float = 400_000.0   # about 74 mm on each side; 0 turns it off
     min_cord_mm3: float = 200.0             # about 4 mm of a cervical cord (~50 mm2)
+    max_box_growth: int = 4                 # 0 keeps the locator's box
+    max_end_gap_mm: float = 20.0            # math.inf turns the check off
+    min_cord_length_mm: float = 40.0        # or min_cord_length_fraction of the S-I view
+    min_cord_length_fraction: float = 0.6
 
 
 @dataclass(frozen=True)
@@ -107,6 +127,8 @@ def _kept_region(cord: np.ndarray, config: LocatorConfig, voxel_mm3: float) -> n
         return np.zeros(cord.shape, bool)
     sizes_mm3 = np.bincount(components.ravel())[1:] * voxel_mm3
     keep = np.flatnonzero(sizes_mm3 >= config.min_region_mm3) + 1
+    if keep.size == 0:
+        keep = np.array([int(np.argmax(sizes_mm3)) + 1])
     return np.isin(components, keep)
 
 
@@ -145,13 +167,48 @@ def locate_cord(image_ras: Volume, locator: LoadedModel, config: LocatorConfig =
     max_probability = float(cord.max())
     region = _kept_region(cord, config, coarse.voxel_volume_mm3)
     region_mm3 = float(region.sum()) * coarse.voxel_volume_mm3
-    if max_probability < config.threshold or not region.any():
+    if max_probability < config.threshold:
         reason = (f"no cord found: the locator's largest cord-region probability is "
-                  f"{max_probability:.2f} and no region of at least {config.min_region_mm3:g} mm3 "
-                  f"reaches {config.threshold:g}; is the spinal cord in this field of view?")
+                  f"{max_probability:.2f}, below {config.threshold:g}; is the spinal cord in "
+                  "this field of view?")
         return CordLocation(False, reason, None, max_probability, region_mm3)
     box = box_on_grid(region, coarse.affine, image_ras, config.margin_mm)
     return CordLocation(True, "cord found", box, max_probability, region_mm3)
+
+
+def grown_box(box: CordBox, cord: np.ndarray, grid: Volume,
+              margin_mm: Sequence[float]) -> CordBox:
+    """``box`` grown by ``margin_mm`` on every side the ``cord`` mask (on the box) touches,
+    unless that side is already the edge of ``grid``; the same box when it touches none."""
+    where = np.argwhere(cord)
+    if where.size == 0:
+        return box
+    shape = np.asarray(grid.spatial_shape)
+    steps = [int(n) if not math.isfinite(m) else max(1, int(math.ceil(m / s - 1e-9)))
+             for m, s, n in zip(margin_mm, grid.spacing, shape)]
+    lower, upper = list(box.lower), list(box.upper)
+    for axis, step in enumerate(steps):
+        if where[:, axis].min() == 0:
+            lower[axis] = max(0, lower[axis] - step)
+        if where[:, axis].max() == box.shape[axis] - 1:
+            upper[axis] = min(int(shape[axis]), upper[axis] + step)
+    return CordBox(tuple(lower), tuple(upper))  # type: ignore[arg-type]
+
+
+def min_cord_length_mm(grid: Volume, config: LocatorConfig) -> float:
+    """The shortest superior-inferior extent a cord may have in ``grid`` (RAS)."""
+    view_mm = grid.spatial_shape[2] * grid.spacing[2]
+    return min(config.min_cord_length_mm, config.min_cord_length_fraction * view_mm)
+
+
+def end_gaps_mm(cord: np.ndarray, box: CordBox, grid: Volume) -> tuple[float, float]:
+    """How far (mm) the ``cord`` mask on ``box`` stops short of the inferior and the superior
+    edge of the RAS ``grid`` (z); the whole extent each when it is empty."""
+    z = np.flatnonzero(cord.any(axis=(0, 1)))
+    n, spacing = grid.spatial_shape[2], grid.spacing[2]
+    if z.size == 0:
+        return n * spacing, n * spacing
+    return ((box.lower[2] + z[0]) * spacing, (n - box.lower[2] - z[-1] - 1) * spacing)
 
 
 def field_of_view_mm3(image: Volume) -> float:

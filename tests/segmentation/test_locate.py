@@ -1,0 +1,49 @@
+"""The pure box and extent rules of segmentation.locate."""
+
+import math
+
+import numpy as np
+import pytest
+
+from imaging.volume import Volume
+from segmentation.locate import (CordBox, LocatorConfig, end_gaps_mm, grown_box,
+                                 min_cord_length_mm)
+
+
+@pytest.fixture
+def grid() -> Volume:
+    """50 x 40 x 30 voxels of 1 x 1 x 2 mm (RAS)."""
+    return Volume(np.zeros((50, 40, 30), np.float32), np.diag([1.0, 1.0, 2.0, 1.0]))
+
+
+def test_box_grows_only_on_the_sides_the_cord_touches(grid):
+    box = CordBox((10, 10, 0), (20, 20, 30))
+    cord = np.zeros(box.shape, bool)
+    cord[0, 4:6, :] = True                                   # touches the low x side only
+    grown = grown_box(box, cord, grid, (3.0, 3.0, math.inf))
+    assert grown == CordBox((7, 10, 0), (20, 20, 30))
+
+
+def test_box_does_not_grow_past_the_field_of_view(grid):
+    box = CordBox((1, 38, 0), (10, 40, 30))
+    cord = np.ones(box.shape, bool)
+    grown = grown_box(box, cord, grid, (5.0, 5.0, math.inf))
+    assert grown == CordBox((0, 33, 0), (15, 40, 30))        # y already at the edge above
+    inside = np.zeros(box.shape, bool)
+    inside[2:4, :1, 5:10] = True
+    assert grown_box(box, inside, grid, (5.0, 5.0, math.inf)) == CordBox((1, 33, 0), (10, 40, 30))
+    assert grown_box(box, np.zeros(box.shape, bool), grid, (5.0, 5.0, 5.0)) == box
+
+
+def test_end_gaps_are_measured_on_the_whole_view(grid):
+    box = CordBox((0, 0, 5), (50, 40, 25))
+    cord = np.zeros(box.shape, bool)
+    cord[20, 20, 2:15] = True                                # slices 7..19 of 30
+    assert end_gaps_mm(cord, box, grid) == (14.0, 20.0)
+    assert end_gaps_mm(np.zeros(box.shape, bool), box, grid) == (60.0, 60.0)
+
+
+def test_shortest_cord_is_capped_by_the_view(grid):
+    assert min_cord_length_mm(grid, LocatorConfig()) == 36.0           # 0.6 x 60 mm
+    tall = Volume(np.zeros((4, 4, 100), np.float32), np.diag([1.0, 1.0, 2.0, 1.0]))
+    assert min_cord_length_mm(tall, LocatorConfig()) == 40.0
