@@ -102,6 +102,6 @@ def test_paired_graft_model_only_with_the_default_segmenter():
 
 def test_shipped_graft_model_fits_the_shipped_segmenters_grid():
     from models.registry import load_card
-    graft = load_card("graftwatch-graft-v2")
+    graft = load_card("graftwatch-graft-v3")
     check_graft_model(graft, load_card(DEFAULT_MODEL))
     assert graft.task == "graft" and graft.labels == {0: "background", 1: "graft"}

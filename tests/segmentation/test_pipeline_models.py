@@ -26,8 +26,8 @@ def test_default_is_the_segmenter_with_its_paired_graft_model(monkeypatch):
 
 def test_a_named_graft_model_or_none(monkeypatch):
     monkeypatch.setattr(registry, "DEFAULT_GRAFT", "paired-graft")
-    assert _names(graft="graftwatch-graft-v2") == (DEFAULT_MODEL, DEFAULT_LOCATOR,
-                                                    "graftwatch-graft-v2")
+    assert _names(graft="graftwatch-graft-v3") == (DEFAULT_MODEL, DEFAULT_LOCATOR,
+                                                    "graftwatch-graft-v3")
     assert _names(graft="none") == (DEFAULT_MODEL, DEFAULT_LOCATOR)
 
 
