@@ -51,7 +51,8 @@ from segmentation.device import cpu_has_native_bf16, resolve_device
 from segmentation.graft_refine import apply_graft_model, check_graft_model
 from segmentation.locate import (CordBox, CordLocation, LocatorConfig, box_through_affines,
                                  end_gaps_mm, field_of_view_mm3, grown_box, locate_cord,
-                                 min_cord_length_mm, model_probabilities, whole_view_box)
+                                 min_cord_length_mm, model_probabilities, view_height_mm,
+                                 whole_view_box)
 from segmentation.postprocess import (GRAFT, PostprocessConfig, PostprocessReport,
                                       clean_probabilities)
 from segmentation.sliding_window import PRECISIONS
@@ -248,13 +249,13 @@ def _segment_box(ctx: _Context, box: CordBox, tta: bool, batch_size: int, overla
     return mean, samples, report
 
 
-def _follow_cord(ctx: _Context, box: CordBox, config: LocatorConfig, segment_box):
+def _follow_cord(image_ras: Volume, box: CordBox, config: LocatorConfig, segment_box):
     """``segment_box`` on ``box``, then on the box grown wherever the cord runs out of it
     (``segmentation.locate.grown_box``), at most ``config.max_box_growth`` times.
     Returns the last box, its (probabilities, samples, report) and how often it grew."""
     found = segment_box(box)
     for grown in range(config.max_box_growth):
-        bigger = grown_box(box, found[0].argmax(axis=-1) > 0, ctx.image_ras, config.margin_mm)
+        bigger = grown_box(box, found[0].argmax(axis=-1) > 0, image_ras, config.margin_mm)
         if bigger == box:
             return box, found, grown
         box, found = bigger, segment_box(bigger)
@@ -287,7 +288,7 @@ def _implausible_cord(box_probs: np.ndarray, box: CordBox, image_ras: Volume,
                 f"below the superior edge of the field of view; a spinal cord runs out of the "
                 f"view at one end at least (within {config.max_end_gap_mm:g} mm). Is the spinal "
                 "cord in this field of view?")
-    length = image_ras.spatial_shape[2] * image_ras.spacing[2] - low - high
+    length = view_height_mm(image_ras) - low - high
     shortest = min_cord_length_mm(image_ras, config)
     if length < shortest:
         return (f"no cord found: {where_text}, and what the segmenter marked there "
@@ -351,7 +352,7 @@ def segment(volume: Volume, model: str | LoadedModel = DEFAULT_MODEL,
     if box is None:
         return _no_cord(ctx, probs, reason, timings)
     box, (box_probs, box_samples, report), grown = _follow_cord(
-        ctx, box, locator_config,
+        image_ras, box, locator_config,
         lambda b: _segment_box(ctx, b, tta, batch_size, overlap, postprocess, timings))
     if grown:
         reason += f"; the box grew {grown} time(s) to follow the cord out of the locator's box"

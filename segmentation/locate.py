@@ -132,6 +132,16 @@ def _kept_region(cord: np.ndarray, config: LocatorConfig, voxel_mm3: float) -> n
     return np.isin(components, keep)
 
 
+def _margin_voxels(margin_mm: Sequence[float], grid: Volume) -> np.ndarray:
+    """``margin_mm`` in whole voxels of ``grid`` (rounded up; inf stays inf)."""
+    return np.ceil(np.asarray(margin_mm, dtype=np.float64) / np.asarray(grid.spacing) - 1e-9)
+
+
+def view_height_mm(grid: Volume) -> float:
+    """The superior-inferior (RAS z) extent of ``grid``'s field of view."""
+    return grid.spatial_shape[2] * grid.spacing[2]
+
+
 def box_through_affines(lower: np.ndarray, upper: np.ndarray, source_affine: np.ndarray,
                         grid: Volume, margin_mm: Sequence[float] = (0.0, 0.0, 0.0)) -> CordBox:
     """The box on ``grid`` covering the continuous index box [lower, upper] of another grid
@@ -140,7 +150,7 @@ def box_through_affines(lower: np.ndarray, upper: np.ndarray, source_affine: np.
     world = corners @ source_affine[:3, :3].T + source_affine[:3, 3]
     to_grid = np.linalg.inv(grid.affine)
     index = world @ to_grid[:3, :3].T + to_grid[:3, 3]
-    margin = np.ceil(np.asarray(margin_mm, dtype=np.float64) / np.asarray(grid.spacing) - 1e-9)
+    margin = _margin_voxels(margin_mm, grid)
     low = np.floor(index.min(axis=0) + 0.5 + 1e-6) - margin
     high = np.ceil(index.max(axis=0) + 0.5 - 1e-6) + margin
     low = np.clip(low, 0, np.asarray(grid.spatial_shape) - 1).astype(int)
@@ -183,32 +193,28 @@ def grown_box(box: CordBox, cord: np.ndarray, grid: Volume,
     where = np.argwhere(cord)
     if where.size == 0:
         return box
-    shape = np.asarray(grid.spatial_shape)
-    steps = [int(n) if not math.isfinite(m) else max(1, int(math.ceil(m / s - 1e-9)))
-             for m, s, n in zip(margin_mm, grid.spacing, shape)]
-    lower, upper = list(box.lower), list(box.upper)
-    for axis, step in enumerate(steps):
-        if where[:, axis].min() == 0:
-            lower[axis] = max(0, lower[axis] - step)
-        if where[:, axis].max() == box.shape[axis] - 1:
-            upper[axis] = min(int(shape[axis]), upper[axis] + step)
-    return CordBox(tuple(lower), tuple(upper))  # type: ignore[arg-type]
+    step = np.maximum(_margin_voxels(margin_mm, grid), 1.0)
+    lower, upper = np.asarray(box.lower, float), np.asarray(box.upper, float)
+    lower = np.where(where.min(axis=0) == 0, np.maximum(0.0, lower - step), lower)
+    upper = np.where(where.max(axis=0) == np.asarray(box.shape) - 1,
+                     np.minimum(grid.spatial_shape, upper + step), upper)
+    return CordBox(tuple(int(v) for v in lower), tuple(int(v) for v in upper))
 
 
 def min_cord_length_mm(grid: Volume, config: LocatorConfig) -> float:
     """The shortest superior-inferior extent a cord may have in ``grid`` (RAS)."""
-    view_mm = grid.spatial_shape[2] * grid.spacing[2]
-    return min(config.min_cord_length_mm, config.min_cord_length_fraction * view_mm)
+    return min(config.min_cord_length_mm, config.min_cord_length_fraction * view_height_mm(grid))
 
 
 def end_gaps_mm(cord: np.ndarray, box: CordBox, grid: Volume) -> tuple[float, float]:
     """How far (mm) the ``cord`` mask on ``box`` stops short of the inferior and the superior
     edge of the RAS ``grid`` (z); the whole extent each when it is empty."""
     z = np.flatnonzero(cord.any(axis=(0, 1)))
-    n, spacing = grid.spatial_shape[2], grid.spacing[2]
     if z.size == 0:
-        return n * spacing, n * spacing
-    return ((box.lower[2] + z[0]) * spacing, (n - box.lower[2] - z[-1] - 1) * spacing)
+        return view_height_mm(grid), view_height_mm(grid)
+    spacing = grid.spacing[2]
+    return ((box.lower[2] + z[0]) * spacing,
+            (grid.spatial_shape[2] - box.lower[2] - z[-1] - 1) * spacing)
 
 
 def field_of_view_mm3(image: Volume) -> float:
