@@ -28,7 +28,9 @@ MODELS = ("seg", "locator", "graft")
 # graft must be told from), few real scans (graft-free cords: negatives).
 RECIPE_DEFAULTS = {
     "seg": {},
-    "locator": {},
+    # wide views of each training seed besides its own sessions (sources.wide_sessions);
+    # more real scans than the segmenter (the locator-v2 trial without either lost on them)
+    "locator": {"wide_views": 2, "real_fraction": 0.35},
     "graft": {"graft_fraction": 0.8, "focus_fraction": 0.15, "real_fraction": 0.1,
               "volume_weight": 0.5, "positive_weight": 30.0, "learning_rate": 1e-3,
               "clear_grafts_only": True,
@@ -64,6 +66,7 @@ class TrainConfig:
     clear_grafts_only: bool = False    # graft model: drop phantom cases whose graft never fills
                                        # half a voxel (ambiguous partial volume), keep graft-free
     use_negatives: bool = True         # locator: scans without a cord (brains), all background
+    wide_views: int = 0                # locator: wide views per phantom seed (train and holdout)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     patch_size: tuple[int, int, int] | None = None   # None: the card's
     channels: tuple[int, ...] | None = None          # None: the card's

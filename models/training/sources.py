@@ -11,13 +11,17 @@ The split is fixed here and written into every model card:
   gradient echo, and nibabel's bundled ``anatomical.nii`` brain. The dcm_qa AXIAL EPI is
   kept out: the test that a brain gives "no cord found" runs on it;
 * phantoms: subject seeds ``PHANTOM_TRAIN_BASE + i`` for training and
-  ``PHANTOM_HOLDOUT_BASE + i`` for validation (never used in training).
+  ``PHANTOM_HOLDOUT_BASE + i`` for validation (never used in training). The locator also
+  gets wide views of the same subjects (``wide_sessions``): the simulator's own fields of
+  view (at most 34 x 72 x 90 mm) are smaller than one locator patch, while clinical
+  sagittal and axial spine scans cover 160-300 mm with the cord anywhere in them.
 """
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
+from dataclasses import replace
 from typing import Iterator, Sequence
 
 import nibabel as nib
@@ -150,6 +154,42 @@ def phantom_sessions(seed: int, n_sessions: int | None = None) -> Iterator[tuple
         yield f"phantom seed {seed} {session.session_id} {label}", session
 
 
+# Wide views for the locator, per plane: field of view (R, A, S) ranges in mm, how far the
+# view's centre may sit off the cord (mm per axis), and a coarse resolution (in-plane,
+# slice; the locator sees 2 mm voxels anyway, and coarse voxels simulate fast).
+WIDE_FOV_MM = {"sagittal": ((40.0, 80.0), (160.0, 280.0), (160.0, 300.0)),
+               "axial": ((120.0, 220.0), (120.0, 220.0), (40.0, 120.0))}
+WIDE_SHIFT_MM = {"sagittal": (15.0, 50.0, 30.0), "axial": (40.0, 40.0, 20.0)}
+WIDE_RESOLUTION_MM = ((0.7, 1.0), (2.0, 4.0))
+
+
+def wide_sessions(seed: int, n_views: int) -> Iterator[tuple[str, object]]:
+    """(name, SimulatedSession) of ``n_views`` wide views (alternating sagittal and axial)
+    of the phantom subject ``seed`` describes, at randomly drawn post-injection sessions.
+
+    The subject is drawn as in ``phantom_sessions``; the views' own draws come from a
+    second generator keyed by the seed, so adding views changes no other case."""
+    from imaging.phantom import sample_spec, simulate_subject
+    rng = np.random.default_rng(seed)
+    label = ("none", "spio")[int(rng.integers(2))]
+    control = bool(rng.random() < 0.15)
+    resolution = ("clinical", "research")[int(rng.random() < 0.35)]
+    spec = sample_spec(rng, label=label, control=control, resolution=resolution)
+    views = np.random.default_rng([seed, 1])
+    for index in range(n_views):
+        plane = ("sagittal", "axial")[index % 2]
+        base = spec.sessions[int(views.integers(len(spec.sessions)))]
+        session = replace(
+            base, plane=plane, inplane_mm=float(views.uniform(*WIDE_RESOLUTION_MM[0])),
+            slice_mm=float(views.uniform(*WIDE_RESOLUTION_MM[1])),
+            fov_mm=tuple(float(views.uniform(*r)) for r in WIDE_FOV_MM[plane]),
+            fov_shift_mm=tuple(float(views.uniform(-m, m)) for m in WIDE_SHIFT_MM[plane]))
+        view_rng = np.random.default_rng([seed, 2, index])
+        simulated = simulate_subject(replace(spec, sessions=(session,)), view_rng,
+                                     subject_id=f"sub-s{seed}").sessions[0]
+        yield f"phantom seed {seed} wide {plane} {index} {session.session_id} {label}", simulated
+
+
 def session_targets(session) -> np.ndarray:
     """(4, ...) fractions of a phantom session (its cord/lesion/graft probsegs are disjoint)."""
     cord, lesion, graft = (np.asarray(v.array, np.float32) for v in
@@ -158,23 +198,27 @@ def session_targets(session) -> np.ndarray:
 
 
 def phantom_cases(seeds: Sequence[int], card: ModelCard, cache: Path | None = None,
-                  validation: bool = False) -> list[TrainingCase]:
+                  validation: bool = False, wide_views: int = 0) -> list[TrainingCase]:
     """Cases of every session of every seed: T2w and (when simulated) T2*w, both fully labelled.
+    ``wide_views`` > 0: instead, that many wide views of each seed (``wide_sessions``).
 
-    With a cache, each seed's case names are listed in ``seed-<seed>-<key>.txt`` written
-    after its cases, so a seed is rebuilt only when it was never finished.
+    With a cache, each seed's case names are listed in ``seed-<seed>-<key>.txt`` (wide:
+    ``wide<n>-<seed>-<key>.txt``) written after its cases, so a seed is rebuilt only when
+    it was never finished.
     """
     cases = []
+    prefix = f"wide{wide_views}" if wide_views else "seed"
     for seed in seeds:
         key = cache_key("", card, validation)
-        index = None if cache is None else Path(cache) / f"seed-{seed}-{key}.txt"
+        index = None if cache is None else Path(cache) / f"{prefix}-{seed}-{key}.txt"
         if index is not None and index.is_file():
             names = index.read_text(encoding="utf-8").splitlines()
             loaded = [load_cached_case(n, cache, card, validation) for n in names]
             if all(c is not None for c in loaded):
                 cases += loaded
                 continue
-        built = _phantom_subject_cases(seed, card, validation)
+        sessions = wide_sessions(seed, wide_views) if wide_views else phantom_sessions(seed)
+        built = _phantom_subject_cases(sessions, card, validation)
         if index is not None:
             for case in built:
                 save_case(case, cache, card, validation)
@@ -183,9 +227,9 @@ def phantom_cases(seeds: Sequence[int], card: ModelCard, cache: Path | None = No
     return cases
 
 
-def _phantom_subject_cases(seed: int, card: ModelCard, validation: bool) -> list[TrainingCase]:
+def _phantom_subject_cases(sessions, card: ModelCard, validation: bool) -> list[TrainingCase]:
     built = []
-    for name, session in phantom_sessions(seed):
+    for name, session in sessions:
         targets = session_targets(session)
         for contrast, image in (("T2w", session.t2w), ("T2starw", session.t2starw)):
             if image is None or contrast not in card.contrasts:

@@ -84,6 +84,11 @@ def load_data(config: TrainConfig, card: ModelCard, cache: Path,
     if config.clear_grafts_only:
         phantom_train = [c for c in phantom_train if _clear_or_graft_free(c)]
     phantom_holdout = sources.phantom_cases(holdout_seeds, card, cache, validation=True)
+    if config.wide_views and card.task == "locate":
+        phantom_train += sources.phantom_cases(train_seeds, card, cache,
+                                               wide_views=config.wide_views)
+        phantom_holdout += sources.phantom_cases(holdout_seeds, card, cache, validation=True,
+                                                 wide_views=config.wide_views)
     real_train, real_holdout = [], []
     if config.use_real:
         if not data_root.is_dir():

@@ -3,10 +3,11 @@ import pytest
 
 from models.input import block_average
 from models.training.recipes import TrainConfig, base_card
-from models.training.sources import (REAL_HOLDOUT, REAL_TRAIN, phantom_cases, phantom_sessions,
-                                     session_targets)
+from models.training.sources import (REAL_HOLDOUT, REAL_TRAIN, WIDE_FOV_MM, phantom_cases,
+                                     phantom_sessions, session_targets, wide_sessions)
 
 SEG_CARD = base_card(TrainConfig(model="seg"))
+LOCATOR_CARD = base_card(TrainConfig(model="locator"))
 
 
 def test_held_out_real_scans_are_never_trained_on():
@@ -33,3 +34,22 @@ def test_phantom_cases_keep_the_graft_volume_exactly(tmp_path):
     assert [c.name for c in again] == [c.name for c in cases]
     np.testing.assert_array_equal(block_average(again[0].target_fractions(), again[0].factors),
                                   block_average(cases[0].target_fractions(), cases[0].factors))
+
+
+def test_wide_views_cover_the_cord_in_a_view_wider_than_a_locator_patch(tmp_path):
+    views = list(wide_sessions(1000, 2))
+    assert [name.split()[4] for name, _ in views] == ["sagittal", "axial"]
+    for (name, session), plane in zip(views, ("sagittal", "axial")):
+        extent = np.asarray(session.t2w.spatial_shape) * np.asarray(session.t2w.spacing)
+        ras_extent = sorted(extent)[-1]
+        assert ras_extent >= min(r[0] for r in WIDE_FOV_MM[plane]) * 0.95, name
+        cord = session.cord_probseg.array > 0.5
+        assert cord.sum() > 0, f"{name}: the cord left the view"
+    # the locator's patch is 64 voxels of 2 mm: the wide views are bigger than that
+    cases = phantom_cases([1000], LOCATOR_CARD, cache=tmp_path, wide_views=2)
+    assert any(max(c.image.shape) > LOCATOR_CARD.patch_size[0] for c in cases)
+    assert all(c.target_fractions()[1].max() > 0.5 for c in cases)
+    # the same seed gives the same views (cached or not)
+    again = phantom_cases([1000], LOCATOR_CARD, wide_views=2)
+    assert [c.name for c in again] == [c.name for c in cases]
+    np.testing.assert_array_equal(again[0].image, cases[0].image)
