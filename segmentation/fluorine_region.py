@@ -5,7 +5,7 @@ session's T2w) and the reference tube's fluorine atoms (``AnalysisConfig.referen
 else the 19F sidecar's ``ReferenceAtoms``: the atoms of the tube inside the field of view).
 
 - Graft region: the 19F voxels that touch the injection neighbourhood
-  (``labelled.injection_core``: the cord within 25 mm of the injection level; centre within
+  (``injection_site.injection_core``: the cord within 25 mm of the injection level; centre within
   half a 19F voxel diagonal plus half the largest T2w voxel side) and lie above
   ``SEED_SIGMAS`` noise sd: the connected cluster of them holding the most signal, grown
   by one face-connected voxel for the point spread (``graft_region``), detected only when
@@ -36,8 +36,8 @@ from imaging.volume import LabelVolume, Volume
 from segmentation.cells import fluorine
 from segmentation.config import AnalysisConfig
 from segmentation.quantify import noise_floor_corrected
-from segmentation.labelled import (LabelledInput, LabelledResult, cord_axis, distance_to,
-                                   injection_core, not_quantifiable)
+from segmentation.injection_site import (LabelledInput, LabelledResult, cord_axis, distance_to,
+                                         injection_core, not_quantifiable)
 
 TUBE_THRESHOLD_SIGMAS = 5.0
 SEED_SIGMAS = 3.0

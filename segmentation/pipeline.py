@@ -41,7 +41,8 @@ from segmentation.cells import CellEstimate, label_free
 from segmentation.config import AnalysisConfig
 from segmentation.flags import (Flag, growth_flags, lingering_iron_flags, lost_graft_flags,
                                 no_baseline_flags, registration_flags)
-from segmentation.labelled import LabelledInput, LabelledResult, labelled_estimates
+from segmentation.injection_site import LabelledInput, LabelledResult
+from segmentation.labelled import labelled_estimates
 from segmentation.provenance import ScanSource, scan_source, subject_provenance
 from segmentation.quantify import GraftMeasurement, TimepointMetrics, quantify_timepoint
 from segmentation.records import json_safe

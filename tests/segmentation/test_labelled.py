@@ -18,8 +18,8 @@ from imaging.study import Scan, Timepoint
 from imaging.volume import LabelVolume, Volume
 from segmentation.config import AnalysisConfig
 from segmentation.fluorine_region import fluorine_estimates, reference_tube
-from segmentation.labelled import (HALF_LENGTH_MM, LabelledInput, injection_core,
-                                   labelled_estimates)
+from segmentation.injection_site import HALF_LENGTH_MM, LabelledInput, injection_core
+from segmentation.labelled import labelled_estimates
 from segmentation.quantify import GraftMeasurement
 
 SHAPE = (30, 30, 80)
