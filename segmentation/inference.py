@@ -270,6 +270,8 @@ def _segment_box(ctx: _Context, box: CordBox, run: _BoxRun, guide: LabelVolume |
     ``run.guide_passes`` times, then over the whole box (said in ``run.notes``); windows
     already run on this box are not run again (``caches``)."""
     start = time.perf_counter()
+    if caches is None:       # a new box: what happened on the last one no longer applies
+        run.notes.clear()
     caches = {} if caches is None else caches
     runs, covered = _fine_probabilities(ctx.image_ras, box, ctx.model, ctx.graft, tta=run.tta,
                                         precision=ctx.precision, batch_size=run.batch_size,

@@ -4,8 +4,9 @@ The locator network (task "locate": 0 background, 1 cord region) runs on the
 image reoriented to RAS and resampled at its own coarse spacing. Its cord-region
 probability is thresholded; connected components (26-connected) smaller than
 ``min_region_mm3`` are ignored (specks). When none reaches that size, the largest
-one is kept as a seed (in wide 256 mm views locator-v1 often marks only a few
-voxels of a cord it has clearly seen): the fine model and the checks below decide.
+one is kept as a seed (in wide 256 mm views the locator may mark only a few voxels of a
+cord it has seen; locator-v2 marks 1-70 % of their cord's length, always inside the
+cord): the fine model and the checks below decide.
 No component at all, or a maximum probability below the threshold, means "no cord
 found" with the reason in words. Otherwise the box is the bounding box of the kept
 components and of the cord's path between and beyond them (``cord_guide``: the locator
@@ -17,7 +18,7 @@ Checks around the locator (``segmentation.inference`` applies them):
 * a small field of view (at most ``whole_view_max_mm3``, e.g. a research scan of
   25 x 55 x 63 mm centred on the cord) in which the locator finds no cord is segmented
   whole by the fine model: at the locator's 2 mm such a view is a dozen voxels across,
-  and the locator, trained mostly on wide clinical views, misses most of those cords;
+  and locator-v1 missed most of those cords (locator-v2 finds the test's research view);
   the whole view is about the size of the fine model's own training box anyway;
 * the fine model's windows go along the cord the locator marked (grown by
   ``guide_margin_mm``; ``segmentation.sliding_window.plan_windows_along``), not over the

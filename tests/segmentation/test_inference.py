@@ -302,15 +302,16 @@ def test_short_cord_is_no_cord(cord_scan, threshold_locator, threshold_segmenter
 
 
 def test_shipped_model_finds_the_cord_in_a_small_research_view(shipped):
-    """A research phantom (25 x 55 x 66 mm, 0.41 mm in-plane) whose cord the shipped
-    locator misses at its 2 mm spacing: the whole view is segmented instead."""
+    """A research phantom (25 x 55 x 66 mm, 0.41 mm in-plane): locator-v1 missed its cord
+    at 2 mm and the whole view was segmented instead (that rule: the blind-locator tests
+    above); locator-v2, trained with wide and small views, finds it."""
     from imaging.phantom import sample_spec, simulate_subject
     rng = np.random.default_rng(10000)
     spec = sample_spec(rng, label="none", control=False, resolution="research", n_sessions=2)
     session = simulate_subject(spec, rng, subject_id="sub-r").sessions[1]
     model, locator = shipped
     result = segment(session.t2w, model, locator=locator, graft=None)
-    assert result.cord_found and "whole field of view" in result.reason, result.reason
+    assert result.cord_found, result.reason
     assert dice(result.labels.array > 0, session.dseg.array > 0) > 0.9
 
 
