@@ -76,7 +76,7 @@ def apply_graft_model(probs: np.ndarray, image: np.ndarray, spacing_mm, loaded: 
     box = search_box(probs, spacing_mm)
     if box is not None:
         crop = np.ascontiguousarray(image[box])
-        found, _ = model_probabilities(loaded, crop, precision=precision, batch_size=batch_size,
-                                       overlap=overlap)
+        found = model_probabilities(loaded, crop, precision=precision, batch_size=batch_size,
+                                    overlap=overlap)
         graft[box] = found[-1]
     return merge_graft(probs, graft)

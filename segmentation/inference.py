@@ -11,10 +11,7 @@ Stages (each timed in ``SegmentationResult.timings_s``):
 3. fine: the segmentation model in a box around the cord (the training box: margin
    15 mm on RAS x and y, the whole field of view along z), on the model grid that
    refines the input grid by integer factors (``models.input``), normalised over the
-   box as in training, sliding window with Gaussian blending; the windows go along the
-   cord the locator marked (grown by ``LocatorConfig.guide_margin_mm``), not over the
-   whole box, and the whole box is segmented instead when the cord reaches a voxel they
-   left out; optional test-time augmentation by the
+   box as in training, sliding window with Gaussian blending; optional test-time augmentation by the
    8 combinations of axis flips (each flipped back before averaging).
    With a graft model (``graft=``, task "graft"), its P(graft) over the segmenter's cord
    region (plus 5 mm) replaces the segmenter's graft channel on the same model-grid
@@ -46,7 +43,6 @@ import numpy as np
 import torch
 
 from imaging.errors import ContrastError, ModelError
-from imaging.resample import resample_to_grid
 from imaging.volume import LabelVolume, Volume
 from models.input import block_average, image_for_model, model_grid, normalise_for_model, refine
 from models.registry import (DEFAULT_LOCATOR, DEFAULT_MODEL, PAIRED, LoadedModel, graft_model_name,
@@ -54,9 +50,9 @@ from models.registry import (DEFAULT_LOCATOR, DEFAULT_MODEL, PAIRED, LoadedModel
 from segmentation.device import cpu_has_native_bf16, resolve_device
 from segmentation.graft_refine import apply_graft_model, check_graft_model
 from segmentation.locate import (CordBox, CordLocation, LocatorConfig, box_through_affines,
-                                 cord_leaves_cover, end_gaps_mm, field_of_view_mm3, grown_box,
-                                 guide_with_cord, locate_cord, min_cord_length_mm,
-                                 model_probabilities, view_height_mm, whole_view_box)
+                                 end_gaps_mm, field_of_view_mm3, grown_box, locate_cord,
+                                 min_cord_length_mm, model_probabilities, view_height_mm,
+                                 whole_view_box)
 from segmentation.postprocess import (GRAFT, PostprocessConfig, PostprocessReport,
                                       clean_probabilities)
 from segmentation.sliding_window import PRECISIONS
@@ -153,39 +149,25 @@ def _resolve_precision(precision: str, device: torch.device) -> str:
 
 def _fine_probabilities(image_ras: Volume, box: CordBox, loaded: LoadedModel,
                         graft: LoadedModel | None, *, tta: bool, precision: str,
-                        batch_size: int, overlap: float, guide: LabelVolume | None = None,
-                        caches: dict | None = None) -> tuple[list[np.ndarray], np.ndarray | None]:
+                        batch_size: int, overlap: float) -> list[np.ndarray]:
     """One (labels, x, y, z) array per TTA pass, block-averaged onto the input-grid box;
-    with a graft model, its P(graft) replaces the segmenter's (``graft_refine``). With a
-    ``guide`` (the locator's grown cord region), the windows go along it only; then also
-    the input-grid voxels of the box that the windows covered whole (else None).
-    ``caches``: per TTA pass, the windows the segmenter already ran on this box."""
+    with a graft model, its P(graft) replaces the segmenter's (``graft_refine``)."""
     crop = image_ras.crop(box.lower, box.upper)
-    shape, affine, factors = model_grid(crop, loaded.card.spacing_mm)
+    _, _, factors = model_grid(crop, loaded.card.spacing_mm)
     fine = normalise_for_model(refine(crop.array, factors, linear=True), loaded.card)
     fine_spacing = np.asarray(crop.spacing) / np.asarray(factors)
-    along = None
-    if guide is not None:
-        along = np.asarray(resample_to_grid(guide, shape, affine, order=0).array) > 0
-        along = along if along.any() else None
-    runs, covered = [], None
+    runs = []
     for flips in TTA_FLIPS if tta else ((),):
         view = np.ascontiguousarray(np.flip(fine, flips)) if flips else fine
-        where = None if along is None else np.ascontiguousarray(np.flip(along, flips))
-        probs, reached = model_probabilities(
-            loaded, view, precision=precision, batch_size=batch_size, overlap=overlap,
-            guide=where, cache=None if caches is None else caches.setdefault(flips, {}))
+        probs = model_probabilities(loaded, view, precision=precision, batch_size=batch_size,
+                                    overlap=overlap)
         if graft is not None:
             probs = apply_graft_model(probs, view, fine_spacing, graft, precision=precision,
                                       batch_size=batch_size, overlap=overlap)
         if flips:
             probs = np.flip(probs, tuple(a + 1 for a in flips))
-            reached = None if reached is None else np.flip(reached, flips)
         runs.append(block_average(probs, factors).astype(np.float32))
-        if reached is not None:
-            whole = block_average(reached.astype(np.float32), factors) >= 1.0 - 1e-6
-            covered = whole if covered is None else covered & whole
-    return runs, covered
+    return runs
 
 
 def _entropy(probs: np.ndarray) -> np.ndarray:
@@ -248,76 +230,35 @@ def _background(shape: tuple[int, int, int], n_labels: int) -> np.ndarray:
     return probs
 
 
-@dataclass(frozen=True)
-class _BoxRun:
-    """How every box is segmented in one ``segment`` call, and where it logs to."""
-
-    tta: bool
-    batch_size: int
-    overlap: float
-    postprocess: PostprocessConfig | None
-    guide_margin_mm: float
-    guide_passes: int
-    timings: dict[str, float]
-    notes: list[str]
-
-
-def _segment_box(ctx: _Context, box: CordBox, run: _BoxRun, guide: LabelVolume | None = None,
-                 passes: int = 0, caches: dict | None = None):
-    """(probabilities, TTA samples, post-processing report) on ``box``. With a ``guide``,
-    the windows go along it; where the cord leaves what they covered, the guide takes in
-    the cord found (grown by the guide margin) and the windows run again, up to
-    ``run.guide_passes`` times, then over the whole box (said in ``run.notes``); windows
-    already run on this box are not run again (``caches``)."""
+def _segment_box(ctx: _Context, box: CordBox, tta: bool, batch_size: int, overlap: float,
+                 config: PostprocessConfig | None, timings: dict[str, float]):
     start = time.perf_counter()
-    if caches is None:       # a new box: what happened on the last one no longer applies
-        run.notes.clear()
-    caches = {} if caches is None else caches
-    runs, covered = _fine_probabilities(ctx.image_ras, box, ctx.model, ctx.graft, tta=run.tta,
-                                        precision=ctx.precision, batch_size=run.batch_size,
-                                        overlap=run.overlap, guide=guide, caches=caches)
+    runs = _fine_probabilities(ctx.image_ras, box, ctx.model, ctx.graft, tta=tta,
+                               precision=ctx.precision, batch_size=batch_size, overlap=overlap)
     mean = np.moveaxis(np.mean(runs, axis=0), 0, -1)
-    run.timings["fine"] = run.timings.get("fine", 0.0) + time.perf_counter() - start
-    if covered is not None and cord_leaves_cover(mean.argmax(axis=-1) > 0, covered):
-        if passes < run.guide_passes:
-            wider = guide_with_cord(guide, mean.argmax(axis=-1) > 0,
-                                    ctx.image_ras.crop(box.lower, box.upper), run.guide_margin_mm)
-            return _segment_box(ctx, box, run, wider, passes + 1, caches)
-        log.info("the cord leaves the windows along the locator's cord: segmenting the whole box")
-        run.notes.append("the cord left the windows along the locator's cord, so the whole box "
-                         "was segmented")
-        return _segment_box(ctx, box, run, caches=caches)
-    if passes:
-        run.notes.append(f"the windows followed the cord beyond the locator's marks "
-                         f"({passes} more pass(es))")
+    timings["fine"] = timings.get("fine", 0.0) + time.perf_counter() - start
     start = time.perf_counter()
     report = None
-    if run.postprocess is not None:
-        mean, report = clean_probabilities(mean, ctx.image_ras.spacing, run.postprocess)
+    if config is not None:
+        mean, report = clean_probabilities(mean, ctx.image_ras.spacing, config)
     samples = None
-    if run.tta:
+    if tta:
         kept = mean[..., GRAFT] > 0
-        samples = np.stack([one[GRAFT] * kept for one in runs])
-    run.timings["postprocess"] = (run.timings.get("postprocess", 0.0)
-                                  + time.perf_counter() - start)
+        samples = np.stack([run[GRAFT] * kept for run in runs])
+    timings["postprocess"] = timings.get("postprocess", 0.0) + time.perf_counter() - start
     return mean, samples, report
 
 
-def _follow_cord(image_ras: Volume, box: CordBox, config: LocatorConfig, segment_box,
-                 guide: LabelVolume | None):
-    """``segment_box(box, guide)``, then on the box grown wherever the cord runs out of it
-    (``segmentation.locate.grown_box``), at most ``config.max_box_growth`` times, the guide
-    taking in the cord found so far. Returns the last box, its (probabilities, samples,
-    report) and how often it grew."""
-    found = segment_box(box, guide)
+def _follow_cord(image_ras: Volume, box: CordBox, config: LocatorConfig, segment_box):
+    """``segment_box`` on ``box``, then on the box grown wherever the cord runs out of it
+    (``segmentation.locate.grown_box``), at most ``config.max_box_growth`` times.
+    Returns the last box, its (probabilities, samples, report) and how often it grew."""
+    found = segment_box(box)
     for grown in range(config.max_box_growth):
         bigger = grown_box(box, found[0].argmax(axis=-1) > 0, image_ras, config.margin_mm)
         if bigger == box:
             return box, found, grown
-        if guide is not None:
-            guide = guide_with_cord(guide, found[0].argmax(axis=-1) > 0,
-                                    image_ras.crop(box.lower, box.upper), config.guide_margin_mm)
-        box, found = bigger, segment_box(bigger, guide)
+        box, found = bigger, segment_box(bigger)
     return box, found, config.max_box_growth
 
 
@@ -410,11 +351,9 @@ def segment(volume: Volume, model: str | LoadedModel = DEFAULT_MODEL,
     box, reason = _box_to_segment(where, image_ras, locator_config)
     if box is None:
         return _no_cord(ctx, probs, reason, timings)
-    run = _BoxRun(tta, batch_size, overlap, postprocess, locator_config.guide_margin_mm,
-                  locator_config.guide_passes, timings, [])
     box, (box_probs, box_samples, report), grown = _follow_cord(
-        image_ras, box, locator_config, lambda b, g: _segment_box(ctx, b, run, g), where.guide)
-    reason = "; ".join([reason, *run.notes])
+        image_ras, box, locator_config,
+        lambda b: _segment_box(ctx, b, tta, batch_size, overlap, postprocess, timings))
     if grown:
         reason += f"; the box grew {grown} time(s) to follow the cord out of the locator's box"
     rejected = _implausible_cord(box_probs, box, image_ras, locator_config,

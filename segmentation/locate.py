@@ -9,7 +9,7 @@ cord it has seen; locator-v2 marks 1-70 % of their cord's length, always inside 
 cord): the fine model and the checks below decide.
 No component at all, or a maximum probability below the threshold, means "no cord
 found" with the reason in words. Otherwise the box is the bounding box of the kept
-components and of the cord's path between and beyond them (``cord_guide``: the locator
+components and of the cord's path between and beyond them (``cord_path``: the locator
 marks a wide view's cord over half its length or less), mapped through the affines onto
 the RAS input grid and grown by ``margin_mm`` per axis (clipped to the field of view).
 
@@ -20,11 +20,6 @@ Checks around the locator (``segmentation.inference`` applies them):
   whole by the fine model: at the locator's 2 mm such a view is a dozen voxels across,
   and locator-v1 missed most of those cords (locator-v2 finds the test's research view);
   the whole view is about the size of the fine model's own training box anyway;
-* the fine model's windows go along the cord the locator marked (grown by
-  ``guide_margin_mm``; ``segmentation.sliding_window.plan_windows_along``), not over the
-  whole box, which a curved cord in a wide view fills only in part; where the fine
-  model's cord reaches a voxel those windows left out, the guide takes in that cord and
-  the windows run again (at most ``guide_passes`` times), then the whole box is segmented;
 * where the fine model's cord reaches a side of the box that is not the edge of the
   field of view, the box grows by ``margin_mm`` on that side and the fine model runs
   again (at most ``max_box_growth`` times): the cord curves (a 256 mm sagittal view
@@ -53,20 +48,19 @@ from typing import Any, Sequence
 import numpy as np
 from scipy import ndimage
 
-from imaging.resample import resample_to_grid
-from imaging.volume import LabelVolume, Volume
+from imaging.volume import Volume
 from models.input import locator_grid, normalise_for_model
 from models.registry import LoadedModel
 from models.training.dataset import BOX_MARGIN_MM
-from segmentation.sliding_window import plan_windows_along, sliding_window_probabilities
+from segmentation.sliding_window import sliding_window_probabilities
 
 CORD_REGION = 1
 # The locator only needs the cord's extent: windows tile the coarse image without
 # overlap (the last one shifted back to fit), about half the work of 0.25 overlap.
 LOCATOR_OVERLAP = 0.0
-# Half the width of a cervical cord (contract: ~10 x 7 mm): the disc the windows follow
-# around the cord's path where the locator did not mark it.
-GUIDE_CORD_RADIUS_MM = 5.0
+# Half the width of a cervical cord (contract: ~10 x 7 mm): the disc the box covers around
+# the cord's path where the locator did not mark it.
+CORD_RADIUS_MM = 5.0
 
 
 @dataclass(frozen=True)
@@ -88,8 +82,6 @@ class LocatorConfig:
     max_end_gap_mm: float = 20.0            # math.inf turns the check off
     min_cord_length_mm: float = 40.0        # or min_cord_length_fraction of the S-I view
     min_cord_length_fraction: float = 0.6
-    guide_margin_mm: float = 4.0            # windows along the marked cord; inf: the whole box
-    guide_passes: int = 2                   # times the windows follow the cord beyond the guide
 
 
 @dataclass(frozen=True)
@@ -118,7 +110,6 @@ class CordLocation:
     box: CordBox | None            # on the RAS input grid
     max_probability: float
     cord_region_mm3: float
-    guide: LabelVolume | None = None   # the kept region grown by guide_margin_mm (coarse grid)
 
 
 def size_multiple(loaded: LoadedModel) -> tuple[int, int, int]:
@@ -128,19 +119,11 @@ def size_multiple(loaded: LoadedModel) -> tuple[int, int, int]:
 
 def model_probabilities(loaded: LoadedModel, image: np.ndarray, *, precision: str,
                         batch_size: int, overlap: float = 0.25,
-                        guide: np.ndarray | None = None, cache: dict | None = None
-                        ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Sliding-window probabilities (labels, x, y, z) of a loaded model on a normalised image;
-    with a ``guide`` mask, windows only along it, and the voxels they cover (else None).
-    ``cache``: see ``sliding_window_probabilities``."""
-    plan = None
-    if guide is not None:
-        plan = plan_windows_along(guide, loaded.card.patch_size, size_multiple(loaded), overlap)
-    probs = sliding_window_probabilities(loaded.network, image, loaded.card.patch_size,
-                                         size_multiple(loaded), loaded.device, overlap=overlap,
-                                         batch_size=batch_size, precision=precision, plan=plan,
-                                         cache=cache)
-    return probs, None if plan is None else plan.covered()
+) -> np.ndarray:
+    """Sliding-window probabilities (labels, x, y, z) of a loaded model on a normalised image."""
+    return sliding_window_probabilities(loaded.network, image, loaded.card.patch_size,
+                                        size_multiple(loaded), loaded.device, overlap=overlap,
+                                        batch_size=batch_size, precision=precision)
 
 
 def _kept_region(cord: np.ndarray, config: LocatorConfig, voxel_mm3: float) -> np.ndarray:
@@ -194,8 +177,8 @@ def locate_cord(image_ras: Volume, locator: LoadedModel, config: LocatorConfig =
     """Run the locator over the whole field of view of a 3-D RAS image."""
     coarse = locator_grid(image_ras, locator.card.spacing_mm)
     normalised = normalise_for_model(coarse.array, locator.card)
-    probs, _ = model_probabilities(locator, normalised, precision=precision,
-                                   batch_size=batch_size, overlap=LOCATOR_OVERLAP)
+    probs = model_probabilities(locator, normalised, precision=precision, batch_size=batch_size,
+                                overlap=LOCATOR_OVERLAP)
     cord = probs[CORD_REGION]
     max_probability = float(cord.max())
     region = _kept_region(cord, config, coarse.voxel_volume_mm3)
@@ -205,33 +188,28 @@ def locate_cord(image_ras: Volume, locator: LoadedModel, config: LocatorConfig =
                   f"{max_probability:.2f}, below {config.threshold:g}; is the spinal cord in "
                   "this field of view?")
         return CordLocation(False, reason, None, max_probability, region_mm3)
-    box = box_on_grid(cord_guide(region, coarse.spacing, 0.0), coarse.affine, image_ras,
+    box = box_on_grid(cord_path(region, coarse.spacing), coarse.affine, image_ras,
                       config.margin_mm)
-    guide = None
-    if math.isfinite(config.guide_margin_mm):
-        guide = LabelVolume(cord_guide(region, coarse.spacing, config.guide_margin_mm)
-                            .astype(np.uint8), coarse.affine)
-    return CordLocation(True, "cord found", box, max_probability, region_mm3, guide)
+    return CordLocation(True, "cord found", box, max_probability, region_mm3)
 
 
-def cord_guide(region: np.ndarray, spacing: Sequence[float], margin_mm: float) -> np.ndarray:
-    """Where the fine model's windows must reach: the marked ``region`` (RAS grid) grown by
-    ``margin_mm``, and along the whole height of the view a disc of radius ``margin_mm`` +
-    GUIDE_CORD_RADIUS_MM around the cord's path: the region's centre on each axial slice it
-    marks, interpolated linearly between those slices and held beyond the first and last.
-    The locator often marks the cord over only part of its length (in wide views, half or
-    less), always inside the cord; the cord runs on between the marked stretches."""
+def cord_path(region: np.ndarray, spacing: Sequence[float]) -> np.ndarray:
+    """The marked ``region`` (RAS grid) and, along the whole height of the view, a disc of
+    radius CORD_RADIUS_MM around the cord's path: the
+    region's centre on each axial slice it marks, interpolated linearly between those
+    slices and held beyond the first and last. The locator often marks the cord over only
+    part of its length (in wide views, 1-70 %), always inside the cord; the cord runs on
+    between the marked stretches."""
     marked = np.flatnonzero(region.any(axis=(0, 1)))
     if marked.size == 0:
         return np.zeros(region.shape, bool)
-    guide = ndimage.distance_transform_edt(~region, sampling=spacing) <= margin_mm
     centres = np.array([np.argwhere(region[:, :, k]).mean(axis=0) for k in marked])
     z = np.arange(region.shape[2])
     path_x, path_y = (np.interp(z, marked, centres[:, a]) for a in (0, 1))
     x, y = np.arange(region.shape[0]), np.arange(region.shape[1])
     dx = (x[:, None, None] - path_x[None, None, :]) * spacing[0]
     dy = (y[None, :, None] - path_y[None, None, :]) * spacing[1]
-    return guide | (np.hypot(dx, dy) <= margin_mm + GUIDE_CORD_RADIUS_MM)
+    return region | (np.hypot(dx, dy) <= CORD_RADIUS_MM)
 
 
 def grown_box(box: CordBox, cord: np.ndarray, grid: Volume,
@@ -247,24 +225,6 @@ def grown_box(box: CordBox, cord: np.ndarray, grid: Volume,
     upper = np.where(where.max(axis=0) == np.asarray(box.shape) - 1,
                      np.minimum(grid.spatial_shape, upper + step), upper)
     return CordBox(tuple(int(v) for v in lower), tuple(int(v) for v in upper))
-
-
-def cord_leaves_cover(cord: np.ndarray, covered: np.ndarray) -> bool:
-    """Whether the ``cord`` mask reaches a voxel next to one that is not ``covered``."""
-    return bool((ndimage.binary_dilation(cord, np.ones((3, 3, 3), bool)) & ~covered).any())
-
-
-def guide_with_cord(guide: LabelVolume, cord: np.ndarray, crop: Volume,
-                    margin_mm: float) -> LabelVolume:
-    """``guide`` (its own grid) with the ``cord`` mask (on ``crop``'s grid) grown by
-    ``margin_mm`` added to it."""
-    if not cord.any():
-        return guide
-    grown = ndimage.distance_transform_edt(~cord, sampling=crop.spacing) <= margin_mm
-    moved = resample_to_grid(LabelVolume(grown.astype(np.uint8), crop.affine),
-                             guide.spatial_shape, guide.affine, order=0)
-    return LabelVolume(((np.asarray(guide.array) > 0) | (np.asarray(moved.array) > 0))
-                       .astype(np.uint8), guide.affine)
 
 
 def min_cord_length_mm(grid: Volume, config: LocatorConfig) -> float:

@@ -10,11 +10,6 @@ window are weighted by a Gaussian centred on the window (sigma = 1/8 of its
 size, as nnU-Net does), so the centre of a window, where the network sees the
 most context, counts most; the blended probabilities still sum to 1 per voxel.
 
-``plan_windows_along`` keeps only the windows of that tiling that reach a guide mask (the
-cord the locator marked), so the guide's voxels get the very probabilities the whole
-tiling gives them. Voxels no kept window covers get background (probability 1 for label
-0); ``WindowPlan.covered`` says which.
-
 Precision: "fp32", "bf16" (torch.autocast bfloat16, CPU or CUDA) or "fp16"
 (autocast float16, CUDA only). The accumulation is always float32.
 """
@@ -50,14 +45,6 @@ class WindowPlan:
     def n_windows(self) -> int:
         return len(self.starts)
 
-    def covered(self) -> np.ndarray:
-        """Boolean (x, y, z) of the image: True where at least one window reaches."""
-        out = np.zeros(self.padded_shape, dtype=bool)
-        for start in self.starts:
-            out[tuple(slice(s, s + w) for s, w in zip(start, self.window))] = True
-        x, y, z = self.shape
-        return out[:x, :y, :z]
-
 
 def _axis_starts(length: int, window: int, overlap: float) -> list[int]:
     if length <= window:
@@ -83,20 +70,6 @@ def plan_windows(shape: Sequence[int], patch_size: Sequence[int], divisor: int |
     padded = tuple(max(length, w) for length, w in zip(shape3, window))
     per_axis = [_axis_starts(n, w, overlap) for n, w in zip(padded, window)]
     return WindowPlan(shape3, padded, tuple(window), tuple(product(*per_axis)))
-
-
-def plan_windows_along(guide: np.ndarray, patch_size: Sequence[int], divisor: int | Sequence[int],
-                       overlap: float = 0.25) -> WindowPlan:
-    """The windows of ``plan_windows`` that hold at least one True voxel of ``guide``
-    (x, y, z): every voxel of the guide gets exactly the windows, and so the probabilities,
-    that tiling the whole image gives it. No guide voxel: no window."""
-    full = plan_windows(guide.shape, patch_size, divisor, overlap)
-    padded = np.zeros(full.padded_shape, dtype=bool)
-    x, y, z = guide.shape
-    padded[:x, :y, :z] = guide
-    keep = tuple(start for start in full.starts
-                 if padded[tuple(slice(s, s + w) for s, w in zip(start, full.window))].any())
-    return WindowPlan(full.shape, full.padded_shape, full.window, keep)
 
 
 def gaussian_weights(window: Sequence[int]) -> np.ndarray:
@@ -145,51 +118,29 @@ def _padded_tensor(image: np.ndarray, plan: WindowPlan, device: torch.device) ->
 def sliding_window_probabilities(network: nn.Module, image: np.ndarray,
                                  patch_size: Sequence[int], divisor: int | Sequence[int],
                                  device: torch.device, *, overlap: float = 0.25,
-                                 batch_size: int = 4, precision: str = "fp32",
-                                 plan: WindowPlan | None = None,
-                                 cache: dict | None = None) -> np.ndarray:
+                                 batch_size: int = 4, precision: str = "fp32") -> np.ndarray:
     """Blended softmax probabilities (labels, x, y, z), float32, on the image's own grid.
 
     ``network`` must already be on ``device`` and in eval mode; ``divisor`` is the
-    product of its strides (every window side is a multiple of it). ``plan``: where the
-    windows go (default: ``plan_windows`` over the whole image); voxels it does not cover
-    are background. ``cache``: a dict the caller keeps for one image and one network,
-    window start -> that window's softmax; windows found in it are not run again.
+    product of its strides (every window side is a multiple of it).
     """
     data = _as_channels_first(image)
-    if plan is None:
-        plan = plan_windows(data.shape[1:], patch_size, divisor, overlap)
-    elif plan.shape != tuple(data.shape[1:]) or not plan.n_windows:
-        raise ModelError(f"window plan of {plan.n_windows} windows for an image of shape "
-                         f"{plan.shape}; expected at least one window, image {tuple(data.shape[1:])}")
-    cache = {} if cache is None else cache
-    _run_windows(network, _padded_tensor(data, plan, device), plan, cache, device,
-                 batch_size, precision)
+    plan = plan_windows(data.shape[1:], patch_size, divisor, overlap)
+    tensor = _padded_tensor(data, plan, device)
     weight = torch.from_numpy(gaussian_weights(plan.window)).to(device)
     total = None
     norm = torch.zeros(plan.padded_shape, dtype=torch.float32, device=device)
-    for start in plan.starts:
-        box = tuple(slice(s, s + w) for s, w in zip(start, plan.window))
-        if total is None:
-            total = torch.zeros((cache[start].shape[0],) + plan.padded_shape,
-                                dtype=torch.float32, device=device)
-        total[(slice(None),) + box] += cache[start] * weight
-        norm[box] += weight
-    x, y, z = plan.shape
-    probs = total[:, :x, :y, :z] / norm[:x, :y, :z].clamp_min(1e-12)
-    probs[0][norm[:x, :y, :z] == 0] = 1.0
-    return probs.cpu().numpy()
-
-
-def _run_windows(network: nn.Module, tensor: torch.Tensor, plan: WindowPlan, cache: dict,
-                 device: torch.device, batch_size: int, precision: str) -> None:
-    """The softmax of every window of ``plan`` not yet in ``cache``, into it, in batches."""
-    todo = [start for start in plan.starts if start not in cache]
     with torch.inference_mode(), autocast_context(device, precision):
-        for first in range(0, len(todo), max(1, int(batch_size))):
-            starts = todo[first:first + batch_size]
+        for first in range(0, plan.n_windows, max(1, int(batch_size))):
+            starts = plan.starts[first:first + batch_size]
             boxes = [tuple(slice(s, s + w) for s, w in zip(start, plan.window)) for start in starts]
             batch = torch.stack([tensor[(slice(None),) + box] for box in boxes])
-            probs = torch.softmax(network(batch).float(), dim=1)
-            for start, one in zip(starts, probs):
-                cache[start] = one
+            probs = torch.softmax(network(batch).float(), dim=1) * weight
+            if total is None:
+                total = torch.zeros((probs.shape[1],) + plan.padded_shape, dtype=torch.float32,
+                                    device=device)
+            for k, box in enumerate(boxes):
+                total[(slice(None),) + box] += probs[k]
+                norm[box] += weight
+    x, y, z = plan.shape
+    return (total[:, :x, :y, :z] / norm[:x, :y, :z]).cpu().numpy()

@@ -6,11 +6,9 @@ The volume is a phantom session simulated at that size (sagittal, 64 slices of 1
 320 x 320 at 0.8 mm; seed never used in training), so the truth is known. In the same
 run it measures:
 
-- ``segment()`` (locator over the whole field of view, fine model in the cord box with
-  its windows along the cord, post-processing) in fp32 and bf16 autocast, bf16 with
-  windows that do not overlap, bf16 with every window of the box (the named baseline of
-  the windows along the cord: ``LocatorConfig(guide_margin_mm=inf)``), and with
-  test-time augmentation (fp32);
+- ``segment()`` (locator over the whole field of view, fine model in the cord box,
+  post-processing) in fp32 and bf16 autocast, bf16 with windows that do not overlap,
+  and with test-time augmentation (fp32);
   wall time (median of --repeats after one warm-up), Dice of each against the truth,
   Dice between fp32 and bf16 labels;
 - the peak RSS of segmenting the volume the way a user does: a fresh process (spawned)
@@ -29,7 +27,6 @@ Timings depend on the machine's load; the load average is printed with the resul
 from __future__ import annotations
 
 import argparse
-import math
 import multiprocessing
 import os
 import resource
@@ -175,11 +172,6 @@ def main(argv: list[str] | None = None) -> int:
                                     overlap=0.0)
     print(_row("segment() bf16, overlap 0", seconds,
                dices(result.labels.array, truth.array)))
-    from segmentation.locate import LocatorConfig
-    seconds, result = timed_segment(volume, model, locator, args.repeats, precision="bf16",
-                                    locator_config=LocatorConfig(guide_margin_mm=math.inf))
-    print(_row("segment() bf16, windows over the box", seconds,
-               dices(result.labels.array, truth.array), "baseline: every window of the box"))
     rss = fresh_process_rss(volume, ("fp32", "bf16"), args.threads)
     agreement = dices(runs["bf16"][1].labels.array, runs["fp32"][1].labels.array)
     print(f"{'bf16 vs fp32 labels (Dice)':<34} {'':>8} "

@@ -266,7 +266,7 @@ def _cord_in_a_taller_view(cord_scan, first: int, last: int, slices: int = 60) -
 def test_box_grows_to_follow_a_cord_that_runs_out_of_it(cord_scan, threshold_locator,
                                                         threshold_segmenter, monkeypatch):
     import segmentation.locate as locate
-    monkeypatch.setattr(locate, "GUIDE_CORD_RADIUS_MM", 0.0)   # the box: the marked cord only
+    monkeypatch.setattr(locate, "CORD_RADIUS_MM", 0.0)   # the box: the marked cord only
     image, fraction, _ = cord_scan
     true_mm3 = fraction.sum() * image.voxel_volume_mm3
     tight = dict(margin_mm=(0.0, 0.0, math.inf))
@@ -314,39 +314,3 @@ def test_shipped_model_finds_the_cord_in_a_small_research_view(shipped):
     assert result.cord_found, result.reason
     assert dice(result.labels.array > 0, session.dseg.array > 0) > 0.9
 
-
-def test_windows_along_the_locator_cord_give_the_whole_box_answer(cord_scan, threshold_locator,
-                                                                  threshold_segmenter):
-    image, fraction, truth = cord_scan
-    along = segment(image, threshold_segmenter, locator=threshold_locator)
-    whole = segment(image, threshold_segmenter, locator=threshold_locator,
-                    locator_config=LocatorConfig(guide_margin_mm=math.inf))
-    assert along.reason == whole.reason == "cord found"
-    assert dice(along.labels.array > 0, whole.labels.array > 0) > 0.99
-    assert along.volumes_mm3()["cord"] == pytest.approx(whole.volumes_mm3()["cord"], rel=0.01)
-
-
-def test_cord_leaving_the_windows_along_the_guide_gets_the_whole_box(cord_scan, threshold_locator,
-                                                                     threshold_segmenter,
-                                                                     monkeypatch):
-    import segmentation.inference as inference
-    from dataclasses import replace
-    from imaging.volume import LabelVolume
-    real_locate = inference.locate_cord
-
-    def half_guide(*args, **kwargs):          # the locator marked only the upper half
-        where = real_locate(*args, **kwargs)
-        guide = np.asarray(where.guide.array).copy()
-        guide[..., : guide.shape[2] // 2] = 0
-        return replace(where, guide=LabelVolume(guide, where.guide.affine))
-    monkeypatch.setattr(inference, "locate_cord", half_guide)
-    image, fraction, _ = cord_scan
-    true_mm3 = fraction.sum() * image.voxel_volume_mm3
-    followed = segment(image, threshold_segmenter, locator=threshold_locator)
-    assert "the windows followed the cord beyond the locator's marks" in followed.reason
-    whole = segment(image, threshold_segmenter, locator=threshold_locator,
-                    locator_config=LocatorConfig(guide_passes=0))
-    assert "the cord left the windows along the locator's cord" in whole.reason
-    for result in (followed, whole):
-        assert result.cord_found
-        assert result.volumes_mm3()["cord"] == pytest.approx(true_mm3, rel=0.03)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from imaging.volume import Volume
-from segmentation.locate import (GUIDE_CORD_RADIUS_MM, CordBox, LocatorConfig, cord_guide,
+from segmentation.locate import (CORD_RADIUS_MM, CordBox, LocatorConfig, cord_path,
                                  end_gaps_mm, grown_box, min_cord_length_mm)
 
 
@@ -49,19 +49,19 @@ def test_shortest_cord_is_capped_by_the_view(grid):
     assert min_cord_length_mm(tall, LocatorConfig()) == 40.0
 
 
-def test_guide_follows_the_cord_between_and_beyond_the_stretches_the_locator_marked():
+def test_path_follows_the_cord_between_and_beyond_the_stretches_the_locator_marked():
     spacing = (2.0, 2.0, 2.0)
     region = np.zeros((30, 30, 40), bool)
     region[10, 8, 5:10] = True            # marked low down at y = 8 ...
     region[10, 20, 25:30] = True          # ... and higher up at y = 20
-    guide = cord_guide(region, spacing, margin_mm=2.0)
-    assert guide[region].all()
+    path = cord_path(region, spacing)
+    assert path[region].all()
     # between the stretches the path runs from y = 8 to y = 20: at z = 17 it is near y = 14
-    assert guide[10, 14, 17] and not guide[10, 8, 17] and not guide[10, 20, 17]
+    assert path[10, 14, 17] and not path[10, 8, 17] and not path[10, 20, 17]
     # beyond them it stays where the last stretch was, for the whole height of the view
-    assert guide[10, 8, 0] and guide[10, 20, 39]
-    across = np.flatnonzero(guide[10, :, 17])
-    radius_voxels = (2.0 + GUIDE_CORD_RADIUS_MM) / spacing[1]
+    assert path[10, 8, 0] and path[10, 20, 39]
+    across = np.flatnonzero(path[10, :, 17])
+    radius_voxels = CORD_RADIUS_MM / spacing[1]
     assert across.size == pytest.approx(2 * radius_voxels + 1, abs=1)
     # nothing marked: nothing to follow
-    assert not cord_guide(np.zeros_like(region), spacing, 2.0).any()
+    assert not cord_path(np.zeros_like(region), spacing).any()

@@ -6,7 +6,6 @@ from torch import nn
 from imaging.errors import DeviceError, ModelError
 from segmentation.device import available_devices
 from segmentation.sliding_window import (autocast_context, gaussian_weights, plan_windows,
-                                         plan_windows_along,
                                          sliding_window_probabilities)
 
 
@@ -118,55 +117,3 @@ def test_same_answer_on_every_device(net, rng, device):
     image = rng.normal(size=(24, 20, 18)).astype(np.float32)
     probs = sliding_window_probabilities(net.to(device), image, (16, 16, 16), 4, device)
     np.testing.assert_allclose(probs, whole_image_softmax(net.cpu(), image), atol=1e-4)
-
-
-def _curved_tube(shape=(60, 60, 96)) -> np.ndarray:
-    """A thin tube that drifts across y along z, as a cord does in a wide sagittal view."""
-    x, y, z = np.meshgrid(*[np.arange(n) for n in shape], indexing="ij")
-    centre_y = 10 + 40 * (z / shape[2]) ** 2
-    return (np.abs(x - 30) <= 3) & (np.abs(y - centre_y) <= 3)
-
-
-def test_windows_along_a_guide_cover_it_with_fewer_windows_than_the_box():
-    guide = _curved_tube()
-    full = plan_windows(guide.shape, (16, 16, 16), 8)
-    along = plan_windows_along(guide, (16, 16, 16), 8)
-    assert along.n_windows < full.n_windows / 3
-    assert set(along.starts) < set(full.starts)
-    assert along.covered()[guide].all()
-    assert along.window == full.window and along.padded_shape == full.padded_shape
-    # every window of the full tiling that holds a guide voxel is kept
-    for start in set(full.starts) - set(along.starts):
-        assert not guide[tuple(slice(s, s + w) for s, w in zip(start, full.window))].any()
-    assert not plan_windows_along(np.zeros((20, 20, 20), bool), (16, 16, 16), 8).starts
-
-
-def test_voxels_no_window_covers_are_background(net, rng):
-    image = rng.normal(size=(40, 40, 48)).astype(np.float32)
-    guide = np.zeros(image.shape, bool)
-    guide[18:22, 2:6, :] = True
-    plan = plan_windows_along(guide, (16, 16, 16), 8)
-    probs = sliding_window_probabilities(net, image, (16, 16, 16), 8, torch.device("cpu"),
-                                         plan=plan)
-    covered = plan.covered()
-    assert covered[guide].all() and not covered.all()
-    np.testing.assert_allclose(probs[:, covered], whole_image_softmax(net, image)[:, covered],
-                               atol=1e-5)
-    # at the guide, exactly what the whole tiling gives (any network, not only pointwise)
-    smooth = nn.Conv3d(1, 4, kernel_size=5, padding=2).eval()
-    whole = sliding_window_probabilities(smooth, image, (16, 16, 16), 8, torch.device("cpu"))
-    guided = sliding_window_probabilities(smooth, image, (16, 16, 16), 8, torch.device("cpu"),
-                                          plan=plan)
-    np.testing.assert_allclose(guided[:, guide], whole[:, guide], atol=1e-6)
-    assert (probs[0, ~covered] == 1.0).all() and (probs[1:, ~covered] == 0.0).all()
-
-
-def test_a_plan_for_another_image_or_without_windows_is_refused(net):
-    image = np.zeros((20, 20, 20), np.float32)
-    with pytest.raises(ModelError, match="at least one window"):
-        sliding_window_probabilities(net, image, (16, 16, 16), 8, torch.device("cpu"),
-                                     plan=plan_windows_along(np.zeros(image.shape, bool),
-                                                             (16, 16, 16), 8))
-    with pytest.raises(ModelError, match="image"):
-        sliding_window_probabilities(net, image, (16, 16, 16), 8, torch.device("cpu"),
-                                     plan=plan_windows((24, 20, 20), (16, 16, 16), 8))
