@@ -10,7 +10,7 @@ cord): the fine model and the checks below decide.
 No component at all, or a maximum probability below the threshold, means "no cord
 found" with the reason in words. Otherwise the box is the bounding box of the kept
 components and of the cord's path between and beyond them (``cord_path``: the locator
-marks a wide view's cord over half its length or less), mapped through the affines onto
+may mark a wide view's cord over 1-70 % of its length), mapped through the affines onto
 the RAS input grid and grown by ``margin_mm`` per axis (clipped to the field of view).
 
 Checks around the locator (``segmentation.inference`` applies them):
@@ -118,8 +118,7 @@ def size_multiple(loaded: LoadedModel) -> tuple[int, int, int]:
 
 
 def model_probabilities(loaded: LoadedModel, image: np.ndarray, *, precision: str,
-                        batch_size: int, overlap: float = 0.25,
-) -> np.ndarray:
+                        batch_size: int, overlap: float = 0.25) -> np.ndarray:
     """Sliding-window probabilities (labels, x, y, z) of a loaded model on a normalised image."""
     return sliding_window_probabilities(loaded.network, image, loaded.card.patch_size,
                                         size_multiple(loaded), loaded.device, overlap=overlap,
@@ -195,11 +194,10 @@ def locate_cord(image_ras: Volume, locator: LoadedModel, config: LocatorConfig =
 
 def cord_path(region: np.ndarray, spacing: Sequence[float]) -> np.ndarray:
     """The marked ``region`` (RAS grid) and, along the whole height of the view, a disc of
-    radius CORD_RADIUS_MM around the cord's path: the
-    region's centre on each axial slice it marks, interpolated linearly between those
-    slices and held beyond the first and last. The locator often marks the cord over only
-    part of its length (in wide views, 1-70 %), always inside the cord; the cord runs on
-    between the marked stretches."""
+    radius CORD_RADIUS_MM around the cord's path: the region's centre on each axial slice
+    it marks, interpolated linearly between those slices and held beyond the first and
+    last. The locator often marks the cord over only part of its length (in wide views,
+    1-70 %), always inside the cord; the cord runs on between the marked stretches."""
     marked = np.flatnonzero(region.any(axis=(0, 1)))
     if marked.size == 0:
         return np.zeros(region.shape, bool)

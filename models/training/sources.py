@@ -20,8 +20,8 @@ The split is fixed here and written into every model card:
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from dataclasses import replace
+from pathlib import Path
 from typing import Iterator, Sequence
 
 import nibabel as nib
@@ -141,14 +141,21 @@ def negative_cases(names: Sequence[str], card: ModelCard, root: Path = SHARED_DA
     return cases
 
 
-def phantom_sessions(seed: int, n_sessions: int | None = None) -> Iterator[tuple[str, object]]:
-    """(name, SimulatedSession) of the phantom subject simulated from ``seed``."""
-    from imaging.phantom import sample_spec, simulate_subject
+def _subject_spec(seed: int):
+    """(generator, label, PhantomSpec) of the training subject ``seed``: label-free or SPIO,
+    15 % graft-free controls, 35 % research resolution; the generator continues from there."""
+    from imaging.phantom import sample_spec
     rng = np.random.default_rng(seed)
     label = ("none", "spio")[int(rng.integers(2))]
     control = bool(rng.random() < 0.15)
     resolution = ("clinical", "research")[int(rng.random() < 0.35)]
-    spec = sample_spec(rng, label=label, control=control, resolution=resolution)
+    return rng, label, sample_spec(rng, label=label, control=control, resolution=resolution)
+
+
+def phantom_sessions(seed: int, n_sessions: int | None = None) -> Iterator[tuple[str, object]]:
+    """(name, SimulatedSession) of the phantom subject simulated from ``seed``."""
+    from imaging.phantom import simulate_subject
+    rng, label, spec = _subject_spec(seed)
     subject = simulate_subject(spec, rng, subject_id=f"sub-s{seed}")
     for session in subject.sessions[:n_sessions]:
         yield f"phantom seed {seed} {session.session_id} {label}", session
@@ -169,12 +176,8 @@ def wide_sessions(seed: int, n_views: int) -> Iterator[tuple[str, object]]:
 
     The subject is drawn as in ``phantom_sessions``; the views' own draws come from a
     second generator keyed by the seed, so adding views changes no other case."""
-    from imaging.phantom import sample_spec, simulate_subject
-    rng = np.random.default_rng(seed)
-    label = ("none", "spio")[int(rng.integers(2))]
-    control = bool(rng.random() < 0.15)
-    resolution = ("clinical", "research")[int(rng.random() < 0.35)]
-    spec = sample_spec(rng, label=label, control=control, resolution=resolution)
+    from imaging.phantom import simulate_subject
+    _, label, spec = _subject_spec(seed)
     views = np.random.default_rng([seed, 1])
     for index in range(n_views):
         plane = ("sagittal", "axial")[index % 2]
