@@ -54,6 +54,12 @@ class ModelCard:
     def n_labels(self) -> int:
         return len(self.labels)
 
+    @property
+    def takes_baseline(self) -> bool:
+        """A graft model whose second input channel is the registered pre-injection
+        baseline (normalised like the image; zeros when the subject has none)."""
+        return self.task == "graft" and int(self.architecture.get("in_channels", 1)) == 2
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["contrasts"] = list(self.contrasts)

@@ -129,7 +129,17 @@ def intensity(image: np.ndarray, rng: np.random.Generator, config: AugmentConfig
 
 
 def augment(image: np.ndarray, target: np.ndarray, annotation: str, rng: np.random.Generator,
-            config: AugmentConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Spatial then intensity augmentation of one patch; returns float32 image and target."""
-    image, target = spatial(image.astype(np.float32), target.astype(np.float32), rng, config)
-    return intensity(image, rng, config, annotation), target.astype(np.float32)
+            config: AugmentConfig, prior: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Spatial then intensity augmentation of one patch; returns float32 image and target.
+
+    With a ``prior`` (the baseline channel, same shape as ``image``) the image becomes
+    (2, X, Y, Z): one spatial draw moves both, each gets its own intensity draws (another
+    session: its own bias field, contrast and noise)."""
+    if prior is None:
+        image, target = spatial(image.astype(np.float32), target.astype(np.float32), rng, config)
+        return intensity(image, rng, config, annotation), target.astype(np.float32)
+    stacked = np.concatenate([target.astype(np.float32), prior[None].astype(np.float32)])
+    image, stacked = spatial(image.astype(np.float32), stacked, rng, config)
+    moved_prior = intensity(stacked[-1], rng, config, annotation)
+    return (np.stack([intensity(image, rng, config, annotation), moved_prior]),
+            stacked[:-1].astype(np.float32))

@@ -10,6 +10,10 @@ A case is one image on the grid the network sees (``models.input``), with soft t
 * locator: the whole field of view resampled at the locator spacing, normalised over it;
   target = fraction of cord region (labels 1+2+3).
 
+A case may carry a ``prior``: the subject's pre-injection baseline scan, moved onto the
+case's own input grid, then refined, cropped and normalised exactly like the image (the
+graft model with a baseline channel sees it; ``build_seg_case(prior=...)``).
+
 Real scans annotate the cord only (``annotation == "cord"``): the loss then supervises
 the cord-region marginal and nothing else. Cases are cached as .npz files (float16 image,
 uint8 targets) keyed by their source, so a resumed run does not rebuild them.
@@ -47,6 +51,7 @@ class TrainingCase:
     target: np.ndarray       # uint8 (K, X, Y, Z), fraction x 255
     annotation: str          # "full" (every label) | "cord" (cord region only)
     factors: tuple[int, int, int] = (1, 1, 1)   # model grid refinement of the input grid
+    prior: np.ndarray | None = None   # float16 (X, Y, Z): the baseline on this grid, normalised
 
     def target_fractions(self) -> np.ndarray:
         return self.target.astype(np.float32) / TARGET_SCALE
@@ -96,11 +101,13 @@ def _cord_box(region: np.ndarray, spacing: Sequence[float], margin_mm: float,
 
 
 def build_seg_case(name: str, image: Volume, targets: np.ndarray, annotation: str,
-                   card: ModelCard, linear_targets: bool = True) -> TrainingCase:
+                   card: ModelCard, linear_targets: bool = True,
+                   prior: Volume | None = None) -> TrainingCase:
     """Refine image and (K, ...) targets onto the model grid, crop around the cord, normalise.
 
     ``linear_targets=False`` refines targets by repetition, so that block-averaging them
-    gives back the input-grid targets exactly (validation cases).
+    gives back the input-grid targets exactly (validation cases). ``prior``: a volume on
+    ``image``'s grid (the registered baseline), refined, cropped and normalised the same way.
     """
     fine_image, factors = to_model_grid(image_for_model(image), card.spacing_mm)
     ras_targets = _targets_to_volume(targets, image).reorient("RAS")
@@ -108,8 +115,15 @@ def build_seg_case(name: str, image: Volume, targets: np.ndarray, annotation: st
     lower, upper = _cord_box(1 - fractions[0], fine_image.spacing, BOX_MARGIN_MM, factors)
     box = tuple(slice(a, b) for a, b in zip(lower, upper))
     pixels = normalise_for_model(fine_image.array[box], card)
+    prior_pixels = None
+    if prior is not None:
+        if prior.spatial_shape != image.spatial_shape or not np.allclose(prior.affine, image.affine):
+            raise ModelError(f"training case {name!r}: prior of shape {prior.spatial_shape}; "
+                             f"expected one on the image's grid {image.spatial_shape}")
+        fine_prior, _ = to_model_grid(image_for_model(prior), card.spacing_mm)
+        prior_pixels = normalise_for_model(fine_prior.array[box], card).astype(np.float16)
     return TrainingCase(name, pixels.astype(np.float16), _quantise(fractions[(slice(None),) + box]),
-                        annotation, factors)
+                        annotation, factors, prior_pixels)
 
 
 def build_locator_case(name: str, image: Volume, targets: np.ndarray, annotation: str,
@@ -129,9 +143,11 @@ def _quantise(fractions: np.ndarray) -> np.ndarray:
 
 
 def build_case(name: str, image: Volume, targets: np.ndarray, annotation: str,
-               card: ModelCard, validation: bool = False) -> TrainingCase:
+               card: ModelCard, validation: bool = False,
+               prior: Volume | None = None) -> TrainingCase:
     if data_task(card) == "segment":
-        return build_seg_case(name, image, targets, annotation, card, linear_targets=not validation)
+        return build_seg_case(name, image, targets, annotation, card,
+                              linear_targets=not validation, prior=prior)
     return build_locator_case(name, image, targets, annotation, card)
 
 
@@ -151,8 +167,9 @@ def save_case(case: TrainingCase, folder: Path, card: ModelCard, validation: boo
     path = Path(folder) / f"{cache_key(case.name, card, validation)}.npz"
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as handle:
+            extra = {} if case.prior is None else {"prior": case.prior}
             np.savez(handle, image=case.image, target=case.target, name=np.array(case.name),
-                     annotation=np.array(case.annotation), factors=np.array(case.factors))
+                     annotation=np.array(case.annotation), factors=np.array(case.factors), **extra)
     return path
 
 
@@ -163,4 +180,5 @@ def load_cached_case(name: str, folder: Path, card: ModelCard,
         return None
     with np.load(path) as data:
         return TrainingCase(str(data["name"]), data["image"], data["target"], str(data["annotation"]),
-                            tuple(int(f) for f in data["factors"]))
+                            tuple(int(f) for f in data["factors"]),
+                            data["prior"] if "prior" in data.files else None)

@@ -5,7 +5,10 @@
 * ``graft``: the graft alone (2 labels), on the segmenter's grid, box and normalisation,
   so that it runs on the very array the segmenter saw and replaces its graft channel.
   A dedicated binary network with graft-centred patches: the 4-label segmenter learnt
-  cord and lesion well but never won the argmax for a graft of a few mm3.
+  cord and lesion well but never won the argmax for a graft of a few mm3. From v5 it has a
+  second input channel: the subject's pre-injection baseline registered onto the scan
+  (zeros when there is none), because what was there before the injection is not graft
+  (DESIGN.md fact 3) and a single image cannot tell a graft from edema of the same signal.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ RECIPE_DEFAULTS = {
     # wide views of each training seed besides its own sessions (sources.wide_sessions);
     # more real scans than the segmenter (the locator-v2 trial without either lost on them)
     "locator": {"wide_views": 2, "real_fraction": 0.35},
-    "graft": {"graft_fraction": 0.8, "focus_fraction": 0.15, "real_fraction": 0.1,
+    "graft": {"baseline_channel": True, "graft_fraction": 0.8, "focus_fraction": 0.15, "real_fraction": 0.1,
               "volume_weight": 0.5, "positive_weight": 30.0, "learning_rate": 1e-3,
               "clear_grafts_only": True,
               # the graft differs from the edema around it by ~0.1 of the normalised range:
@@ -67,6 +70,9 @@ class TrainConfig:
                                        # half a voxel (ambiguous partial volume), keep graft-free
     use_negatives: bool = True         # locator: scans without a cord (brains), all background
     wide_views: int = 0                # locator: wide views per phantom seed (train and holdout)
+    baseline_channel: bool = False     # graft model: 2nd input = the registered pre-injection
+                                       # baseline (sources.moved_baseline), zeros when absent
+    prior_dropout: float = 0.15        # with baseline_channel: share of phantom samples without it
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     patch_size: tuple[int, int, int] | None = None   # None: the card's
     channels: tuple[int, ...] | None = None          # None: the card's
@@ -94,11 +100,13 @@ _CARDS = {
 }
 
 
-def _recipe_card(name: str, task: str, spacing_mm, patch_size, labels, channels) -> ModelCard:
+def _recipe_card(name: str, task: str, spacing_mm, patch_size, labels, channels,
+                 in_channels: int = 1) -> ModelCard:
     return ModelCard(
         name=name, task=task, contrasts=("T2w", "T2starw"), spacing_mm=spacing_mm,
         patch_size=patch_size, labels=labels,
-        architecture={"in_channels": 1, "out_channels": len(labels), "channels": list(channels),
+        architecture={"in_channels": in_channels, "out_channels": len(labels),
+                      "channels": list(channels),
                       "strides": [2] * (len(channels) - 1), "norm": "instance", "dropout": 0.0},
         normalisation="percentile")
 
@@ -108,5 +116,6 @@ def base_card(config: TrainConfig) -> ModelCard:
     if config.model not in _CARDS:
         raise ModelError(f"model {config.model!r}; expected one of {MODELS}")
     name, task, spacing_mm, patch_size, labels, channels = _CARDS[config.model]
+    in_channels = 2 if config.baseline_channel and task == "graft" else 1
     return _recipe_card(name, task, spacing_mm, config.patch_size or patch_size, labels,
-                        config.channels or channels)
+                        config.channels or channels, in_channels)

@@ -8,6 +8,12 @@ else anywhere. "Has one" means a voxel holding at least 10 % of that label: graf
 few mm3 on 3-4 mm slices rarely fill half a voxel. The centre is jittered by up to a
 quarter patch. Patches reaching
 outside the case are padded (image 0, target background).
+
+With ``baseline=True`` (a model whose second input channel is the registered
+pre-injection baseline) each sample is (2, X, Y, Z): the case's ``prior``, or, with
+probability ``prior_dropout`` and for cases without one, exact zeros (no baseline: what
+the model sees when a subject has none); a case without a prior (a real scan) gets its own
+image as the baseline half of the time instead (a rescan of unchanged anatomy).
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from models.training.dataset import TrainingCase
 
 @dataclass(frozen=True)
 class Batch:
-    image: torch.Tensor        # (N, 1, X, Y, Z) float32
+    image: torch.Tensor        # (N, C, X, Y, Z) float32 (C = 2 with the baseline channel)
     target: torch.Tensor       # (N, K, X, Y, Z) float32 fractions
     annotations: tuple[str, ...]
 
@@ -56,9 +62,10 @@ def _centre(case: TrainingCase, rng: np.random.Generator, focus_fraction: float,
     return np.array([rng.integers(n) for n in shape])
 
 
-def crop_patch(case: TrainingCase, centre: Sequence[int], patch: Sequence[int]
-               ) -> tuple[np.ndarray, np.ndarray]:
-    """Image (X, Y, Z) and uint8 target (K, X, Y, Z) of ``patch`` around ``centre``, padded."""
+def crop_patch(case: TrainingCase, centre: Sequence[int], patch: Sequence[int],
+               prior: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Image (X, Y, Z), uint8 target (K, X, Y, Z) and ``prior`` (an array on the case's
+    grid, or None) of ``patch`` around ``centre``, padded."""
     lower = [int(c) - p // 2 for c, p in zip(centre, patch)]
     image = np.zeros(patch, np.float32)
     target = np.zeros((case.target.shape[0], *patch), np.uint8)
@@ -70,22 +77,39 @@ def crop_patch(case: TrainingCase, centre: Sequence[int], patch: Sequence[int]
         dst.append(slice(a - lo, b - lo))
     image[tuple(dst)] = case.image[tuple(src)]
     target[(slice(None),) + tuple(dst)] = case.target[(slice(None),) + tuple(src)]
-    return image, target
+    prior_patch = None
+    if prior is not None:
+        prior_patch = np.zeros(patch, np.float32)
+        prior_patch[tuple(dst)] = prior[tuple(src)]
+    return image, target, prior_patch
+
+
+def _baseline_for(case: TrainingCase, rng: np.random.Generator, dropout: float) -> np.ndarray | None:
+    """The baseline channel of a sample (see the module docstring); None: no baseline."""
+    if case.prior is not None:
+        return None if rng.random() < dropout else case.prior
+    return case.image if rng.random() < 0.5 else None
 
 
 def draw_batch(phantom: Sequence[TrainingCase], real: Sequence[TrainingCase], batch_size: int,
                patch: Sequence[int], rng: np.random.Generator, augment_config: AugmentConfig,
-               real_fraction: float, focus_fraction: float, graft_fraction: float = 0.0) -> Batch:
+               real_fraction: float, focus_fraction: float, graft_fraction: float = 0.0,
+               baseline: bool = False, prior_dropout: float = 0.0) -> Batch:
     images, targets, annotations = [], [], []
     for _ in range(batch_size):
         use_real = bool(real) and (not phantom or rng.random() < real_fraction)
         pool = real if use_real else phantom
         case = pool[int(rng.integers(len(pool)))]
         jitter = rng.integers(-np.asarray(patch) // 4, np.asarray(patch) // 4 + 1)
-        image, target = crop_patch(case, _centre(case, rng, focus_fraction, graft_fraction) + jitter, patch)
-        image, fractions = augment(image, target / 255.0, case.annotation, rng, augment_config)
+        centre = _centre(case, rng, focus_fraction, graft_fraction) + jitter
+        prior = _baseline_for(case, rng, prior_dropout) if baseline else None
+        image, target, prior = crop_patch(case, centre, patch, prior)
+        image, fractions = augment(image, target / 255.0, case.annotation, rng, augment_config,
+                                   prior)
+        if image.ndim == 3:   # one channel; zeros in the baseline channel when it is absent
+            image = np.stack([image, np.zeros_like(image)]) if baseline else image[None]
         images.append(image)
         targets.append(fractions)
         annotations.append(case.annotation)
-    return Batch(torch.from_numpy(np.stack(images)[:, None]), torch.from_numpy(np.stack(targets)),
+    return Batch(torch.from_numpy(np.stack(images)), torch.from_numpy(np.stack(targets)),
                  tuple(annotations))

@@ -29,7 +29,8 @@ import numpy as np
 
 from imaging.atomic import write_text_atomic
 from imaging.io import load
-from imaging.volume import LabelVolume
+from imaging.volume import LabelVolume, Volume
+from models.input import image_for_model
 from models.card import ModelCard
 from models.training.dataset import (RealScan, TrainingCase, build_case, cache_key,
                                      load_cached_case, save_case, soft_targets_from_fractions)
@@ -154,11 +155,56 @@ def _subject_spec(seed: int):
 
 def phantom_sessions(seed: int, n_sessions: int | None = None) -> Iterator[tuple[str, object]]:
     """(name, SimulatedSession) of the phantom subject simulated from ``seed``."""
+    for name, session, _ in _simulated_sessions(seed, n_sessions):
+        yield name, session
+
+
+def _simulated_sessions(seed: int, n_sessions: int | None = None):
+    """(name, SimulatedSession, SessionSpec) of the phantom subject ``seed``."""
     from imaging.phantom import simulate_subject
     rng, label, spec = _subject_spec(seed)
     subject = simulate_subject(spec, rng, subject_id=f"sub-s{seed}")
-    for session in subject.sessions[:n_sessions]:
-        yield f"phantom seed {seed} {session.session_id} {label}", session
+    for session, session_spec in zip(subject.sessions[:n_sessions], spec.sessions):
+        yield f"phantom seed {seed} {session.session_id} {label}", session, session_spec
+
+
+# How far the baseline a graft-model case sees is misaligned on purpose: the pipeline's
+# registration leaves up to about this much (its residual target is < 0.5 mm).
+PRIOR_JITTER_MM = 0.5
+PRIOR_JITTER_DEG = 1.0
+
+
+def moved_baseline(baseline: Volume, baseline_spec, session_spec, reference: Volume,
+                   rng: np.random.Generator) -> Volume:
+    """The baseline image (``image_for_model``) on ``reference``'s grid, moved by the two
+    sessions' known body poses and a small random misalignment (``PRIOR_JITTER_*``)."""
+    from scipy.spatial.transform import Rotation
+
+    from imaging.phantom.grid import scanner_from_body
+    from imaging.resample import resample_to_grid
+    jitter = np.eye(4)
+    jitter[:3, :3] = Rotation.from_rotvec(
+        np.radians(rng.uniform(-PRIOR_JITTER_DEG, PRIOR_JITTER_DEG, 3)) / np.sqrt(3)).as_matrix()
+    jitter[:3, 3] = rng.uniform(-PRIOR_JITTER_MM, PRIOR_JITTER_MM, 3) / np.sqrt(3)
+    image = image_for_model(baseline)
+    move = scanner_from_body(session_spec) @ jitter @ np.linalg.inv(scanner_from_body(baseline_spec))
+    placed = Volume(np.asarray(image.array, np.float32), move @ image.affine)
+    return resample_to_grid(placed, reference.spatial_shape, reference.affine, order=1)
+
+
+def _with_baselines(seed: int):
+    """(name, SimulatedSession, {contrast: baseline on that session's grid}) of every session
+    of seed ``seed``; the baseline itself gets its own (jittered) copy."""
+    sessions = list(_simulated_sessions(seed))
+    _, base, base_spec = sessions[0]
+    rng = np.random.default_rng([seed, 3])
+    for name, session, spec in sessions:
+        priors = {}
+        for contrast, image, base_image in (("T2w", session.t2w, base.t2w),
+                                            ("T2starw", session.t2starw, base.t2starw)):
+            if image is not None and base_image is not None:
+                priors[contrast] = moved_baseline(base_image, base_spec, spec, image, rng)
+        yield name, session, priors
 
 
 # Wide views for the locator, per plane: field of view (R, A, S) ranges in mm, how far the
@@ -201,16 +247,19 @@ def session_targets(session) -> np.ndarray:
 
 
 def phantom_cases(seeds: Sequence[int], card: ModelCard, cache: Path | None = None,
-                  validation: bool = False, wide_views: int = 0) -> list[TrainingCase]:
+                  validation: bool = False, wide_views: int = 0,
+                  with_baseline: bool = False) -> list[TrainingCase]:
     """Cases of every session of every seed: T2w and (when simulated) T2*w, both fully labelled.
     ``wide_views`` > 0: instead, that many wide views of each seed (``wide_sessions``).
+    ``with_baseline``: every case carries the subject's pre-injection baseline of the same
+    contrast as its ``prior``, moved onto its grid (``moved_baseline``).
 
     With a cache, each seed's case names are listed in ``seed-<seed>-<key>.txt`` (wide:
-    ``wide<n>-<seed>-<key>.txt``) written after its cases, so a seed is rebuilt only when
-    it was never finished.
+    ``wide<n>-<seed>-<key>.txt``, with baselines ``paired-...``) written after its cases, so
+    a seed is rebuilt only when it was never finished.
     """
     cases = []
-    prefix = f"wide{wide_views}" if wide_views else "seed"
+    prefix = f"wide{wide_views}" if wide_views else ("paired" if with_baseline else "seed")
     for seed in seeds:
         key = cache_key("", card, validation)
         index = None if cache is None else Path(cache) / f"{prefix}-{seed}-{key}.txt"
@@ -220,8 +269,13 @@ def phantom_cases(seeds: Sequence[int], card: ModelCard, cache: Path | None = No
             if all(c is not None for c in loaded):
                 cases += loaded
                 continue
-        sessions = wide_sessions(seed, wide_views) if wide_views else phantom_sessions(seed)
-        built = _phantom_subject_cases(sessions, card, validation)
+        if wide_views:
+            sessions = ((n, s, {}) for n, s in wide_sessions(seed, wide_views))
+        elif with_baseline:
+            sessions = _with_baselines(seed)
+        else:
+            sessions = ((n, s, {}) for n, s in phantom_sessions(seed))
+        built = _phantom_subject_cases(sessions, card, validation, with_baseline)
         if index is not None:
             for case in built:
                 save_case(case, cache, card, validation)
@@ -230,12 +284,15 @@ def phantom_cases(seeds: Sequence[int], card: ModelCard, cache: Path | None = No
     return cases
 
 
-def _phantom_subject_cases(sessions, card: ModelCard, validation: bool) -> list[TrainingCase]:
+def _phantom_subject_cases(sessions, card: ModelCard, validation: bool,
+                           with_baseline: bool = False) -> list[TrainingCase]:
     built = []
-    for name, session in sessions:
+    suffix = " with baseline" if with_baseline else ""
+    for name, session, priors in sessions:
         targets = session_targets(session)
         for contrast, image in (("T2w", session.t2w), ("T2starw", session.t2starw)):
             if image is None or contrast not in card.contrasts:
                 continue
-            built.append(build_case(f"{name} {contrast}", image, targets, "full", card, validation))
+            built.append(build_case(f"{name} {contrast}{suffix}", image, targets, "full", card,
+                                    validation, prior=priors.get(contrast)))
     return built

@@ -38,18 +38,20 @@ def _starts(size: int, patch: int) -> list[int]:
 
 def predict_probabilities(network: nn.Module, image: np.ndarray, patch: Sequence[int],
                           device: torch.device) -> np.ndarray:
-    """Softmax probabilities (K, X, Y, Z) of a normalised image, by half-overlapping tiles."""
-    shape = image.shape
+    """Softmax probabilities (K, X, Y, Z) of a normalised image (X, Y, Z) or (C, X, Y, Z),
+    by half-overlapping tiles."""
+    channels = image if image.ndim == 4 else image[None]
+    shape = channels.shape[1:]
     padded_shape = [max(n, p) for n, p in zip(shape, patch)]
-    padded = np.zeros(padded_shape, np.float32)
-    padded[: shape[0], : shape[1], : shape[2]] = image
+    padded = np.zeros((len(channels), *padded_shape), np.float32)
+    padded[:, : shape[0], : shape[1], : shape[2]] = channels
     total = None
     counts = np.zeros(padded_shape, np.float32)
     network.eval()
     with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cpu"):
         for start in product(*[_starts(n, p) for n, p in zip(padded_shape, patch)]):
             box = tuple(slice(s, s + p) for s, p in zip(start, patch))
-            tile = torch.from_numpy(np.ascontiguousarray(padded[box]))[None, None].to(device)
+            tile = torch.from_numpy(np.ascontiguousarray(padded[(slice(None),) + box]))[None].to(device)
             probs = torch.softmax(network(tile).float(), dim=1)[0].cpu().numpy()
             if total is None:
                 total = np.zeros((probs.shape[0], *padded_shape), np.float32)
@@ -141,8 +143,18 @@ def score_cases(network: nn.Module, cases: Sequence[TrainingCase], patch: Sequen
     return result
 
 
+def network_input(case: TrainingCase, baseline: bool) -> np.ndarray:
+    """What the network sees of a whole case: the image, with ``baseline`` stacked with its
+    prior (zeros when it has none, as at inference without a baseline)."""
+    image = case.image.astype(np.float32)
+    if not baseline:
+        return image
+    prior = np.zeros_like(image) if case.prior is None else case.prior.astype(np.float32)
+    return np.stack([image, prior])
+
+
 def score_graft_cases(network: nn.Module, cases: Sequence[TrainingCase], patch: Sequence[int],
-                      device: torch.device) -> dict:
+                      device: torch.device, baseline: bool = False) -> dict:
     """The binary graft model on the input grid: Dice of P(graft) >= 0.5 against the graft
     fraction >= 0.5, pooled and averaged over cases whose truth has a graft voxel; the
     graft volume (sum of probabilities) against the partial-volume truth, as
@@ -150,7 +162,7 @@ def score_graft_cases(network: nn.Module, cases: Sequence[TrainingCase], patch: 
     baselines and real cords alike have no transplant)."""
     dice, volumes = _DiceTally(), _GraftVolumes()
     for case in cases:
-        probs = predict_probabilities(network, case.image.astype(np.float32), patch, device)
+        probs = predict_probabilities(network, network_input(case, baseline), patch, device)
         graft = case.target_fractions()[-1]
         predicted = block_average(probs[-1:], case.factors)[0] >= 0.5
         dice.add("graft", predicted, block_average(graft[None], case.factors)[0] >= 0.5)

@@ -17,7 +17,7 @@ def _case(annotation="full") -> TrainingCase:
 
 
 def test_patch_outside_the_case_is_padded_as_background():
-    image, target = crop_patch(_case(), (0, 0, 0), (8, 8, 8))
+    image, target, _ = crop_patch(_case(), (0, 0, 0), (8, 8, 8))
     assert image.shape == (8, 8, 8) and target.shape == (4, 8, 8, 8)
     assert (image[:4, :4, :4] == 0).all() and (target[0, :4, :4, :4] == 255).all()
 
