@@ -36,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="where the phantom studies and outputs go (default: a temp folder)")
     parser.add_argument("--device", default="auto")
     add_model_options(parser)
+    parser.add_argument("--models-dir", type=Path, default=None,
+                        help="read the models from this folder (default: the shipped weights)")
     parser.add_argument("--force", action="store_true", help="overwrite OUT")
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser
@@ -90,13 +92,21 @@ def _evaluate(study: Path, resolution: str, args):
     from segmentation.pipeline import analyze_subject, config_for
     from segmentation.survival_evaluation import compare, truth_of, write_cohort
     write_cohort(study, args.subjects, args.seed, resolution, args.sessions)
+    models = None
+    if args.models_dir is not None:
+        from models.registry import load_model
+        from segmentation.device import resolve_device
+        from segmentation.pipeline import load_pipeline_models
+        models = load_pipeline_models(
+            resolve_device(args.device), args.model, graft=args.graft,
+            load=lambda name, device: load_model(name, device, args.models_dir))
     records, failures = [], []
     for folder in sorted(study.glob("sub-*")):
         started = time.perf_counter()
         try:
             subject = discover_subject(folder)
             result = analyze_subject(subject, config_for(subject), device=args.device,
-                                     model=args.model, graft=args.graft)
+                                     model=args.model, graft=args.graft, models=models)
         except GraftwatchError as exc:
             failures.append({"resolution": resolution, "subject_id": folder.name,
                              "error": str(exc)})

@@ -9,6 +9,12 @@ Datasets:
 - real: the public scans the card says were held out (gm-challenge run-1 T2*w with
   manual cord masks), scored on the cord only.
 
+A graft model that takes the baseline (``ModelCard.takes_baseline``) sees each phantom
+session's baseline as the pipeline gives it: the baseline scan itself at the baseline,
+else the baseline registered onto the session by the two segmented cords
+(``segmentation.baseline_pairing``); real scans have none. The extra segmentations this
+needs count in the scan's seconds.
+
 Per scan and method, per label ("cord" is the whole cord region, labels 1-3, which is
 what manual cord masks delineate; "lesion" label 2; "graft" label 3): Dice and HD95 (mm)
 of the labels (``segmentation.metrics``), and the volume error (%) of the predicted
@@ -31,7 +37,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from imaging.errors import ModelError
+from imaging.errors import ModelError, RegistrationError
 from imaging.volume import Volume
 from models.registry import LoadedModel
 from segmentation.baseline import classical_segmentation
@@ -56,6 +62,8 @@ class EvalCase:
     true_mm3: Mapping[str, float]
     labels: tuple[str, ...]
     control: bool = False
+    baseline: Volume | None = None   # the subject's pre-injection scan of the same contrast
+    is_baseline: bool = False        # this scan is that baseline
 
 
 @dataclass(frozen=True)
@@ -100,9 +108,37 @@ def score_labels(predicted: np.ndarray, predicted_mm3: Mapping[str, float], case
     return scores
 
 
+def _paired_baseline(case: EvalCase, model: LoadedModel, locator: LoadedModel,
+                     graft: LoadedModel, tta: bool, seen: dict) -> Volume | None:
+    """The baseline a graft model that takes one sees, as the pipeline pairs it
+    (``segmentation.baseline_pairing``): the scan itself at the baseline, else the
+    baseline registered onto the scan by the two segmented cords (None: no baseline, or
+    the registration failed). ``seen`` keeps the last baseline and its labels for its later scans."""
+    from segmentation.baseline_pairing import baseline_on_grid, register_baseline
+    if case.is_baseline:
+        return baseline_on_grid(case.image, None, case.image)
+    if case.baseline is None:
+        return None
+    if seen.get("baseline") is not case.baseline:
+        own = baseline_on_grid(case.baseline, None, case.baseline)
+        seen["labels"] = segment(case.baseline, model, locator=locator, graft=graft, tta=tta,
+                                 baseline=own).labels
+        seen["baseline"] = case.baseline
+    first = segment(case.image, model, locator=locator, graft=None, tta=False)
+    try:
+        transform = register_baseline(case.image, first.labels, case.baseline, seen["labels"])
+    except RegistrationError as exc:
+        log.warning("%s: baseline not registered (%s); the graft model sees none", case.name, exc)
+        return None
+    return baseline_on_grid(case.baseline, transform, case.image)
+
+
 def _model_run(case: EvalCase, model: LoadedModel, locator: LoadedModel,
-               graft: LoadedModel | None, tta: bool):
-    result = segment(case.image, model, locator=locator, graft=graft, tta=tta)
+               graft: LoadedModel | None, tta: bool, seen: dict | None = None):
+    baseline = None
+    if graft is not None and graft.card.takes_baseline:
+        baseline = _paired_baseline(case, model, locator, graft, tta, {} if seen is None else seen)
+    result = segment(case.image, model, locator=locator, graft=graft, tta=tta, baseline=baseline)
     probs = result.probabilities.array
     voxel = result.probabilities.voxel_volume_mm3
     volumes = {name: float(probs[..., list(ids)].sum()) * voxel for name, ids in LABEL_SETS.items()}
@@ -128,7 +164,8 @@ def score_case(case: EvalCase, method: str, run: Callable[[], tuple]) -> CaseSco
 
 # --- datasets -------------------------------------------------------------------------
 def _session_case(name: str, session, image: Volume, control: bool,
-                  dataset: str = "phantom") -> EvalCase:
+                  dataset: str = "phantom", baseline: Volume | None = None,
+                  is_baseline: bool = False) -> EvalCase:
     truth = session.dseg.array
     fractions = {"cord": session.cord_probseg.array + session.lesion_probseg.array
                  + session.graft_probseg.array,
@@ -136,7 +173,7 @@ def _session_case(name: str, session, image: Volume, control: bool,
     voxel = session.dseg.voxel_volume_mm3
     true_mm3 = {k: float(np.sum(v)) * voxel for k, v in fractions.items()}
     return EvalCase(name, dataset, image, np.asarray(truth), true_mm3, ("cord", "lesion", "graft"),
-                    control)
+                    control, baseline, is_baseline)
 
 
 PHANTOM_DATASETS = {"clinical": "phantom", "research": "phantom-research"}
@@ -160,11 +197,15 @@ def phantom_cases(n_subjects: int, seed: int = DEFAULT_PHANTOM_SEED,
         extra = {} if sessions is None else {"n_sessions": sessions}
         spec = sample_spec(rng, label=label, control=control, resolution=resolution, **extra)
         subject = simulate_subject(spec, rng, subject_id=f"sub-eval{seed + i}")
+        first = subject.sessions[0]   # the simulator's pre-injection baseline
         for session in subject.sessions:
             name = f"seed {seed + i} {session.session_id} {label}{' control' if control else ''}"
-            yield _session_case(f"{name} T2w", session, session.t2w, control, dataset)
+            own = session is first
+            yield _session_case(f"{name} T2w", session, session.t2w, control, dataset,
+                                first.t2w, own)
             if session.t2starw is not None:
-                yield _session_case(f"{name} T2starw", session, session.t2starw, control, dataset)
+                yield _session_case(f"{name} T2starw", session, session.t2starw, control, dataset,
+                                    first.t2starw, own)
 
 
 def real_cases(card_training: Mapping[str, Any]) -> Iterator[EvalCase]:
@@ -291,10 +332,10 @@ def evaluate(model: LoadedModel, locator: LoadedModel, *, graft: LoadedModel | N
     check_unseen_seeds(training, range(seed, seed + n_phantoms))
     sources = [phantom_cases(n_phantoms, seed, sessions, r) for r in resolutions]
     sources += [real_cases(training)] if real else []
-    scores = []
+    scores, seen = [], {}
     for source in sources:
         for case in source:
-            for method, run in (("model", lambda: _model_run(case, model, locator, graft, tta)),
+            for method, run in (("model", lambda: _model_run(case, model, locator, graft, tta, seen)),
                                 ("baseline", lambda: _baseline_run(case))):
                 score = score_case(case, method, run)
                 scores.append(score)

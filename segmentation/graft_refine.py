@@ -65,17 +65,34 @@ def merge_graft(probs: np.ndarray, graft: np.ndarray) -> np.ndarray:
     return np.concatenate([others * keep, np.clip(graft, 0.0, 1.0)[None]]).astype(np.float32)
 
 
+def graft_input(image: np.ndarray, baseline: np.ndarray | None, takes_baseline: bool) -> np.ndarray:
+    """What the graft model sees: the image, and for a model that takes the baseline a
+    second channel with it (zeros when there is none, as in training)."""
+    if not takes_baseline:
+        return image
+    if baseline is None:
+        baseline = np.zeros_like(image)
+    elif baseline.shape != image.shape:
+        raise ModelError(f"graft stage: baseline {baseline.shape} and image {image.shape}; "
+                         "expected the same model-grid shape")
+    return np.stack([image, baseline])
+
+
 def apply_graft_model(probs: np.ndarray, image: np.ndarray, spacing_mm, loaded: LoadedModel, *,
-                      precision: str, batch_size: int, overlap: float) -> np.ndarray:
+                      precision: str, batch_size: int, overlap: float,
+                      baseline: np.ndarray | None = None) -> np.ndarray:
     """The segmenter's (4, x, y, z) probabilities on the model grid with the graft model's
-    P(graft); ``image`` is the normalised model-grid array both networks see."""
+    P(graft); ``image`` is the normalised model-grid array both networks see, ``baseline``
+    the registered baseline on the same grid, normalised alike (used by a graft model
+    that takes it, ``ModelCard.takes_baseline``; None: the subject has none)."""
     if probs.shape[0] != 4 or probs.shape[1:] != image.shape:
         raise ModelError(f"graft stage: probabilities {probs.shape} and image {image.shape}; "
                          "expected (4, x, y, z) and (x, y, z)")
     graft = np.zeros(image.shape, np.float32)
     box = search_box(probs, spacing_mm)
     if box is not None:
-        crop = np.ascontiguousarray(image[box])
+        seen = graft_input(image, baseline, loaded.card.takes_baseline)
+        crop = np.ascontiguousarray(seen[(slice(None),) * (seen.ndim - 3) + box])
         found = model_probabilities(loaded, crop, precision=precision, batch_size=batch_size,
                                     overlap=overlap)
         graft[box] = found[-1]

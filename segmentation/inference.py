@@ -147,23 +147,38 @@ def _resolve_precision(precision: str, device: torch.device) -> str:
     return precision
 
 
+def _fine_array(image_ras: Volume, box: CordBox, card) -> tuple[np.ndarray, tuple, np.ndarray]:
+    """(normalised model-grid array of the box, refinement factors, fine spacing)."""
+    crop = image_ras.crop(box.lower, box.upper)
+    _, _, factors = model_grid(crop, card.spacing_mm)
+    fine = normalise_for_model(refine(crop.array, factors, linear=True), card)
+    return fine, factors, np.asarray(crop.spacing) / np.asarray(factors)
+
+
+def _flipped(array: np.ndarray, flips: tuple[int, ...]) -> np.ndarray:
+    return np.ascontiguousarray(np.flip(array, flips)) if flips else array
+
+
 def _fine_probabilities(image_ras: Volume, box: CordBox, loaded: LoadedModel,
                         graft: LoadedModel | None, *, tta: bool, precision: str,
-                        batch_size: int, overlap: float) -> list[np.ndarray]:
+                        batch_size: int, overlap: float,
+                        baseline_ras: Volume | None = None) -> list[np.ndarray]:
     """One (labels, x, y, z) array per TTA pass, block-averaged onto the input-grid box;
-    with a graft model, its P(graft) replaces the segmenter's (``graft_refine``)."""
-    crop = image_ras.crop(box.lower, box.upper)
-    _, _, factors = model_grid(crop, loaded.card.spacing_mm)
-    fine = normalise_for_model(refine(crop.array, factors, linear=True), loaded.card)
-    fine_spacing = np.asarray(crop.spacing) / np.asarray(factors)
+    with a graft model, its P(graft) replaces the segmenter's (``graft_refine``), seeing
+    the registered baseline (``baseline_ras``, the input grid in RAS) when it takes one."""
+    fine, factors, fine_spacing = _fine_array(image_ras, box, loaded.card)
+    prior = None
+    if graft is not None and graft.card.takes_baseline and baseline_ras is not None:
+        prior = _fine_array(baseline_ras, box, loaded.card)[0]
     runs = []
     for flips in TTA_FLIPS if tta else ((),):
-        view = np.ascontiguousarray(np.flip(fine, flips)) if flips else fine
+        view = _flipped(fine, flips)
         probs = model_probabilities(loaded, view, precision=precision, batch_size=batch_size,
                                     overlap=overlap)
         if graft is not None:
             probs = apply_graft_model(probs, view, fine_spacing, graft, precision=precision,
-                                      batch_size=batch_size, overlap=overlap)
+                                      batch_size=batch_size, overlap=overlap,
+                                      baseline=None if prior is None else _flipped(prior, flips))
         if flips:
             probs = np.flip(probs, tuple(a + 1 for a in flips))
         runs.append(block_average(probs, factors).astype(np.float32))
@@ -192,6 +207,7 @@ class _Context:
     graft: LoadedModel | None
     precision: str
     meta: Mapping[str, Any]
+    baseline_ras: Volume | None = None
 
 
 def _result(ctx: _Context, probs_ras: np.ndarray, samples: np.ndarray | None, *, found: bool,
@@ -234,7 +250,8 @@ def _segment_box(ctx: _Context, box: CordBox, tta: bool, batch_size: int, overla
                  config: PostprocessConfig | None, timings: dict[str, float]):
     start = time.perf_counter()
     runs = _fine_probabilities(ctx.image_ras, box, ctx.model, ctx.graft, tta=tta,
-                               precision=ctx.precision, batch_size=batch_size, overlap=overlap)
+                               precision=ctx.precision, batch_size=batch_size, overlap=overlap,
+                               baseline_ras=ctx.baseline_ras)
     mean = np.moveaxis(np.mean(runs, axis=0), 0, -1)
     timings["fine"] = timings.get("fine", 0.0) + time.perf_counter() - start
     start = time.perf_counter()
@@ -313,6 +330,20 @@ def _box_to_segment(where: CordLocation, image_ras: Volume,
         f"{config.whole_view_max_mm3:g} mm3) was segmented")
 
 
+def _baseline_ras(baseline: Volume | None, volume: Volume,
+                  graft: LoadedModel | None) -> Volume | None:
+    """The registered baseline in RAS, one image (echoes combined), when the graft model
+    takes one; it must already lie on ``volume``'s grid."""
+    if baseline is None or graft is None or not graft.card.takes_baseline:
+        return None
+    if baseline.spatial_shape != volume.spatial_shape or \
+            not np.allclose(baseline.affine, volume.affine, atol=1e-4):
+        raise ModelError(f"baseline {baseline!r} is not on the grid of {volume!r}; register it "
+                         "and resample it onto the scan first "
+                         "(segmentation.baseline_pairing.baseline_on_grid)")
+    return image_for_model(baseline.reorient("RAS"))
+
+
 def segment(volume: Volume, model: str | LoadedModel = DEFAULT_MODEL,
             device: str | torch.device = "auto", contrast: str | None = None,
             force_contrast: bool = False, tta: bool = False, precision: str = "auto", *,
@@ -320,13 +351,18 @@ def segment(volume: Volume, model: str | LoadedModel = DEFAULT_MODEL,
             graft: str | LoadedModel | None = PAIRED,
             locator_config: LocatorConfig = LocatorConfig(),
             postprocess: PostprocessConfig | None = PostprocessConfig(),
-            batch_size: int = 4, overlap: float = 0.25) -> SegmentationResult:
+            batch_size: int = 4, overlap: float = 0.25,
+            baseline: Volume | None = None) -> SegmentationResult:
     """Segment cord (1), lesion (2) and graft (3) in one scan; see the module docstring.
 
     ``overlap``: fraction of a window shared with its neighbours in the fine model's
     sliding window (0.25 by default; 0 is faster, without blending across windows).
     ``graft``: the graft model (a name or loaded), None for the segmenter's own graft
     channel, or "paired": the registry's DEFAULT_GRAFT when ``model`` is DEFAULT_MODEL.
+    ``baseline``: the subject's pre-injection baseline scan already registered and
+    resampled onto ``volume``'s grid (``segmentation.baseline_pairing.baseline_on_grid``),
+    seen by a graft model that takes one (``ModelCard.takes_baseline``; without it such a
+    model sees zeros, as for a subject with no baseline); ignored otherwise.
     """
     timings: dict[str, float] = {}
     start = time.perf_counter()
@@ -337,11 +373,12 @@ def segment(volume: Volume, model: str | LoadedModel = DEFAULT_MODEL,
     cards = (fine.card, coarse.card) + (() if graft_model is None else (graft_model.card,))
     found_contrast = _check_contrast(volume, contrast, force_contrast, cards)
     image_ras = image_for_model(volume.reorient("RAS"))
+    baseline_ras = _baseline_ras(baseline, volume, graft_model)
     meta = {"contrast": found_contrast, "model": fine.card.name, "source": volume.meta.get("source"),
             "graft_model": None if graft_model is None else graft_model.card.name}
     ctx = _Context(volume, image_ras, fine, coarse, graft_model,
                    _resolve_precision(precision, fine.device),
-                   {k: v for k, v in meta.items() if v is not None})
+                   {k: v for k, v in meta.items() if v is not None}, baseline_ras)
     timings["prepare"] = time.perf_counter() - start
     start = time.perf_counter()
     where = locate_cord(image_ras, coarse, locator_config, precision=ctx.precision,

@@ -5,6 +5,10 @@ Steps per subject (DESIGN.md data flow):
 2. segment it (locator, then the fine model in a box around the cord);
 3. register the pre-injection baseline onto each later timepoint (rigid, cord-masked) and
    remove from the graft probability what the baseline already showed (hemorrhage, cyst);
+   with a graft model that takes the baseline (``ModelCard.takes_baseline``) the
+   timepoint is segmented again, the graft model seeing the registered baseline as its
+   second channel (``segmentation.baseline_pairing``); the baseline itself is paired with
+   itself, and a timepoint whose registration failed keeps its first, baseline-free pass;
 4. quantify each timepoint (partial-volume graft volume with its interval, cord, lesion);
 5. label-free surviving fraction and cells, the fitted survival curve, and the safety flags.
 Quantities are measured in each timepoint's own space (a rigid move changes no volume);
@@ -20,7 +24,8 @@ not only the graft label). Each timepoint's baseline registration is kept
 Stages: ``analyze_subject(on_stage=...)`` and ``run_subject(on_stage=...)`` call the given
 function with the stage about to start, in order: "reading the study" (run_subject only),
 "segmenting ses-X" per session, "registering ses-X" (later sessions, when a baseline is
-usable), "quantifying ses-X", "SPIO estimates" / "19F estimates" (labelled subjects),
+usable), "graft against the baseline ses-X" (after it, with a graft model that takes the
+baseline), "quantifying ses-X", "SPIO estimates" / "19F estimates" (labelled subjects),
 "survival fit and flags", "writing outputs" (run_subject only). It is for progress
 display; nothing depends on what it does.
 """
@@ -196,17 +201,33 @@ class _Segmented:
     device: str
 
 
-def _segment_timepoint(tp: Timepoint, models, device, tta: bool) -> _Segmented:
+def _segment_timepoint(tp: Timepoint, models, device, tta: bool,
+                       is_baseline: bool = False) -> _Segmented:
+    """Segment one timepoint's primary scan; the baseline is its own baseline (a graft model
+    that takes one sees that nothing changed: what the baseline shows is not graft)."""
     from imaging.io import load
-    from segmentation.inference import segment
     scan = primary_scan(tp)
     image = load(scan.path)
+    return _segmented(tp, image, models, device, tta, image if is_baseline else None)
+
+
+def _segmented(tp: Timepoint, image: Volume, models, device, tta: bool,
+               baseline: Volume | None) -> _Segmented:
+    from segmentation.baseline_pairing import baseline_on_grid
+    from segmentation.inference import segment
     seg_model, locator, graft_model = _model_triple(models)
+    if baseline is image:
+        baseline = baseline_on_grid(image, None, image)
     result = segment(image, model=seg_model, locator=locator, graft=graft_model, device=device,
-                     tta=tta)
+                     tta=tta, baseline=baseline)
     graft = Volume(result.probabilities.array[..., GRAFT], result.probabilities.affine)
     return _Segmented(tp, image, result.labels, graft,
                       result.graft_probability_samples, result.device)
+
+
+def _takes_baseline(models) -> bool:
+    graft_model = _model_triple(models)[2]
+    return graft_model is not None and graft_model.card.takes_baseline
 
 
 def _model_triple(models) -> tuple:
@@ -231,20 +252,29 @@ def load_pipeline_models(device, model: str | None = None, load=None,
     return tuple(load(name, device) for name in names)
 
 
-def _baseline_index(segmented: list[_Segmented]) -> int | None:
-    pre = [i for i, s in enumerate(segmented) if (s.timepoint.days or 0) < 0]
-    return max(pre, key=lambda i: segmented[i].timepoint.days) if pre else None
+def _baseline_index(timepoints) -> int | None:
+    """Index of the pre-injection baseline (the last session before day 0) in a list of
+    Timepoints or segmented timepoints."""
+    days = [getattr(t, "timepoint", t).days for t in timepoints]
+    pre = [i for i, d in enumerate(days) if (d or 0) < 0]
+    return max(pre, key=lambda i: days[i]) if pre else None
 
 
 def _baseline_lookalikes(target: _Segmented, baseline: _Segmented, abnormal: Volume):
     """Baseline look-alike map moved onto ``target``'s grid, and the registration."""
-    from imaging.registration import apply_transform, register_rigid
-    cord = LabelVolume((np.asarray(target.labels.array) >= 1).astype(np.uint8), target.labels.affine)
-    moving_cord = LabelVolume((np.asarray(baseline.labels.array) >= 1).astype(np.uint8),
-                              baseline.labels.affine)
-    transform = register_rigid(target.image, baseline.image, fixed_mask=cord, moving_mask=moving_cord)
+    from imaging.registration import apply_transform
+    from segmentation.baseline_pairing import register_baseline
+    transform = register_baseline(target.image, target.labels, baseline.image, baseline.labels)
     moved = apply_transform(abnormal, transform, target.labels)
     return Volume(np.clip(moved.array, 0.0, 1.0), moved.affine), transform
+
+
+def _with_baseline(target: _Segmented, baseline: _Segmented, transform, models, device,
+                   tta: bool) -> _Segmented:
+    """``target`` segmented again, its graft model seeing the registered baseline."""
+    from segmentation.baseline_pairing import baseline_on_grid
+    moved = baseline_on_grid(baseline.image, transform, target.image)
+    return _segmented(target.timepoint, target.image, models, device, tta, moved)
 
 
 def analyze_subject(subject: Subject, config: AnalysisConfig, device: str = "auto",
@@ -278,6 +308,9 @@ def analyze_subject(subject: Subject, config: AnalysisConfig, device: str = "aut
             try:
                 moved, transform = _baseline_lookalikes(s, segmented[base_i], abnormal)
                 residual = float(transform.residual_mm)
+                if _takes_baseline(models):
+                    _report(on_stage, f"graft against the baseline {s.timepoint.label}")
+                    s = _with_baseline(s, segmented[base_i], transform, models, torch_device, tta)
             except RegistrationError as exc:
                 log.warning("%s %s: %s", subject.subject_id, s.timepoint.label, exc)
                 residual = float("nan")
@@ -340,10 +373,11 @@ def _report(on_stage: StageCallback | None, stage: str) -> None:
 def _segment_all(subject: Subject, models, device, tta: bool, on_stage: StageCallback | None):
     """Segment every readable timepoint; an unreadable one becomes a flag, not a failure."""
     segmented, failed = [], []
-    for tp in subject.timepoints:
+    base_i = _baseline_index(subject.timepoints) if _takes_baseline(models) else None
+    for i, tp in enumerate(subject.timepoints):
         _report(on_stage, f"segmenting {tp.label}")
         try:
-            segmented.append(_segment_timepoint(tp, models, device, tta))
+            segmented.append(_segment_timepoint(tp, models, device, tta, i == base_i))
         except GraftwatchError as exc:
             log.warning("%s %s not analysed: %s", subject.subject_id, tp.label, exc)
             failed.append((tp.label, float(tp.days or 0.0),

@@ -17,7 +17,7 @@ from scripts import evaluate_survival
 from scripts.cli import main as cli_main
 
 
-def _from_truth(subject, config, device="auto", model=None, graft=None):
+def _from_truth(subject, config, device="auto", model=None, graft=None, models=None):
     sid = subject.root.name
     truth = read_tsv(subject.root.parent / "derivatives" / "phantom-truth" / sid
                      / f"{sid}_truth.tsv")

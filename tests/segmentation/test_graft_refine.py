@@ -105,3 +105,48 @@ def test_shipped_graft_model_fits_the_shipped_segmenters_grid():
     graft = load_card("graftwatch-graft-v3")
     check_graft_model(graft, load_card(DEFAULT_MODEL))
     assert graft.task == "graft" and graft.labels == {0: "background", 1: "graft"}
+
+
+class NewSpotNet(nn.Module):
+    """Two logits from (image, baseline): graft where the image is brighter than the
+    baseline by more than ``level`` (normalised units)."""
+
+    def __init__(self, level: float = 0.5):
+        super().__init__()
+        self.level = level
+
+    def forward(self, x):
+        score = 40.0 * (x[:, :1] - x[:, 1:2] - self.level)
+        return torch.cat([-score / 2, score / 2], dim=1)
+
+
+@pytest.fixture
+def new_spot_graft() -> LoadedModel:
+    paired = ModelCard(name="test-graft-paired", task="graft", contrasts=("T2w",),
+                       spacing_mm=(0.5, 0.5, 0.5), patch_size=(16, 16, 16), labels=GRAFT_LABELS,
+                       architecture={"in_channels": 2}, normalisation="percentile")
+    return LoadedModel(NewSpotNet().eval(), paired, CPU)
+
+
+def test_a_graft_model_that_takes_the_baseline_sees_what_is_new(
+        cord_scan, cord_with_spot, threshold_locator, threshold_segmenter, new_spot_graft):
+    assert new_spot_graft.card.takes_baseline and not graft_card().takes_baseline
+    run = lambda baseline: segment(cord_with_spot, threshold_segmenter, locator=threshold_locator,  # noqa: E731
+                                   graft=new_spot_graft, baseline=baseline)
+    graft = run(cord_scan[0]).labels.array == 3          # the spot was not there before
+    assert graft[17:19, 19:21, 9].all() and graft.sum() == 4
+    assert not (run(cord_with_spot).labels.array == 3).any()   # it was: not graft
+    run(None)   # no baseline: the second channel is zeros (graft_input), no error
+    shifted = Volume(cord_scan[0].array, cord_scan[0].affine @ np.diag([1, 1, 1.5, 1]))
+    with pytest.raises(ModelError, match="not on the grid"):
+        run(shifted)
+
+
+def test_graft_input_stacks_the_baseline_or_zeros():
+    from segmentation.graft_refine import graft_input
+    image = np.ones((3, 4, 5), np.float32)
+    assert graft_input(image, None, False) is image
+    stacked = graft_input(image, None, True)
+    assert stacked.shape == (2, 3, 4, 5) and not stacked[1].any()
+    with pytest.raises(ModelError, match="same model-grid shape"):
+        graft_input(image, np.ones((3, 4, 4), np.float32), True)

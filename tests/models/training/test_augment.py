@@ -40,3 +40,18 @@ def test_bias_field_is_smooth_and_bounded(rng):
     field = bias_field((10, 12, 14), rng, 0.4)
     assert field.min() >= 1 / 1.4 - 1e-6 and field.max() <= 1.4 + 1e-6
     assert np.abs(np.diff(field, axis=0)).max() < 0.2
+
+
+def test_the_baseline_channel_moves_with_the_image_but_gets_its_own_intensity_draws(rng):
+    image, target = _patch(rng)
+    spatial_only = AugmentConfig(spatial_probability=1.0, thick_slice_probability=0.0,
+                                 bias_strength=0.0, contrast_probability=0.0,
+                                 remap_probability=0.0, noise_sigma_max=0.0)
+    both, moved = augment(image, target, "full", np.random.default_rng(3), spatial_only,
+                          prior=image.copy())
+    assert both.shape == (2, *image.shape) and moved.shape == target.shape
+    np.testing.assert_allclose(both[0], both[1], atol=1e-6)     # one spatial draw for both
+    assert not np.allclose(both[0], image)
+    noisy, _ = augment(image, target, "full", np.random.default_rng(3),
+                       AugmentConfig(noise_sigma_max=0.1, spatial_probability=0.0), prior=image.copy())
+    assert not np.allclose(noisy[0], noisy[1])                  # noise drawn per channel

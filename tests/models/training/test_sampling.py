@@ -47,3 +47,21 @@ def test_lesion_focus_never_centres_on_a_graft_free_case_by_mistake():
                        0.0, 1.0, 0.0)
     # no lesion in the case: the centres fall back to the cord region, the graft is rarely seen
     assert (batch.target[:, 1].flatten(1).max(1).values > 0.5).float().mean() >= 0.5
+
+
+def test_baseline_batches_have_two_channels_and_zeros_when_it_is_absent():
+    case = _case()
+    paired = TrainingCase("p", case.image, case.target, "full", prior=(case.image * 0.5))
+    draw = lambda cases, dropout: draw_batch(cases, [], 6, (8, 8, 8), np.random.default_rng(5),  # noqa: E731
+                                             AugmentConfig.none(), 0.0, 0.0, 0.5,
+                                             baseline=True, prior_dropout=dropout)
+    kept = draw([paired], 0.0)
+    assert kept.image.shape == (6, 2, 8, 8, 8)
+    np.testing.assert_allclose(kept.image[:, 1], kept.image[:, 0] * 0.5, atol=1e-3)
+    assert not draw([paired], 1.0).image[:, 1].any()            # dropped: exact zeros
+    # no prior (a real scan): its own image (a rescan) or zeros, never anything else
+    for sample in draw([case], 0.0).image:
+        assert not sample[1].any() or np.allclose(sample[1], sample[0])
+    assert draw([case], 0.0).image.shape[1] == 2
+    assert draw_batch([case], [], 2, (8, 8, 8), np.random.default_rng(5), AugmentConfig.none(),
+                      0.0, 0.0).image.shape == (2, 1, 8, 8, 8)

@@ -53,3 +53,30 @@ def test_wide_views_cover_the_cord_in_a_view_wider_than_a_locator_patch(tmp_path
     again = phantom_cases([1000], LOCATOR_CARD, wide_views=2)
     assert [c.name for c in again] == [c.name for c in cases]
     np.testing.assert_array_equal(again[0].image, cases[0].image)
+
+
+def test_baseline_moved_by_the_known_poses_lines_up_with_each_session(tmp_path):
+    """The baseline's cord, moved onto a later session's grid by the two body poses, sits
+    where that session's cord is (within the 0.5 mm misalignment it is given on purpose),
+    and each graft-model case carries it, cached with the case."""
+    from imaging.volume import Volume
+    from models.training.sources import _simulated_sessions, moved_baseline
+    sessions = list(_simulated_sessions(1001, 3))
+    _, base, base_spec = sessions[0]
+    cord = lambda s: s.cord_probseg.array + s.lesion_probseg.array + s.graft_probseg.array  # noqa: E731
+    base_cord = Volume(cord(base), base.t2w.affine)
+    for _, session, spec in sessions[1:]:
+        moved = moved_baseline(base_cord, base_spec, spec, session.t2w, np.random.default_rng(0))
+        assert moved.spatial_shape == session.t2w.spatial_shape
+        centre = lambda a: session.t2w.world_coordinates(np.argwhere(a > 0.5)).mean(0)  # noqa: E731
+        assert np.abs(centre(moved.array) - centre(cord(session)))[:2].max() < 1.0
+        unmoved = moved_baseline(base_cord, base_spec, base_spec, session.t2w,
+                                 np.random.default_rng(0))
+        overlap = lambda a: np.minimum(a, cord(session)).sum() / cord(session).sum()  # noqa: E731
+        assert overlap(moved.array) > overlap(unmoved.array)
+    graft_card = base_card(TrainConfig(model="graft", baseline_channel=True))
+    assert graft_card.takes_baseline
+    cases = phantom_cases([1001], graft_card, cache=tmp_path, with_baseline=True)
+    assert cases and all(c.prior is not None and c.prior.shape == c.image.shape for c in cases)
+    again = phantom_cases([1001], graft_card, cache=tmp_path, with_baseline=True)
+    np.testing.assert_array_equal(again[0].prior, cases[0].prior)
