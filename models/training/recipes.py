@@ -23,7 +23,7 @@ from models.training.augment import AugmentConfig
 # move to these names when weights trained by this recipe are installed.
 SEG_NAME = "graftwatch-seg-v2"
 LOCATOR_NAME = "graftwatch-locator-v2"
-GRAFT_NAME = "graftwatch-graft-v5"   # v4: trained, not shipped (models/README.md)
+GRAFT_NAME = "graftwatch-graft-v6"   # v5 ships (baseline channel); v4: not shipped
 MODELS = ("seg", "locator", "graft")
 
 # Sampling defaults that differ per model (TrainConfig's own defaults are the segmenter's).

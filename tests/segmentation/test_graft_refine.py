@@ -102,9 +102,12 @@ def test_paired_graft_model_only_with_the_default_segmenter():
 
 def test_shipped_graft_model_fits_the_shipped_segmenters_grid():
     from models.registry import load_card
-    graft = load_card("graftwatch-graft-v3")
-    check_graft_model(graft, load_card(DEFAULT_MODEL))
-    assert graft.task == "graft" and graft.labels == {0: "background", 1: "graft"}
+    for name in ("graftwatch-graft-v3", "graftwatch-graft-v5"):
+        graft = load_card(name)
+        check_graft_model(graft, load_card(DEFAULT_MODEL))
+        assert graft.task == "graft" and graft.labels == {0: "background", 1: "graft"}
+    assert load_card("graftwatch-graft-v5").takes_baseline
+    assert not load_card("graftwatch-graft-v3").takes_baseline
 
 
 class NewSpotNet(nn.Module):
