@@ -41,5 +41,5 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{row['session_id']}  day {row['days_post_transplant']:>6g}  graft "
               f"{row['graft_volume_mm3']:7.2f} mm3  fraction "
               f"{'n/a' if fraction is None else format(fraction, '.2f')}  {row['flags']}")
-    print(f"outputs: {args.out / subject.subject_id}")
+    print(f"outputs: {args.out / result.subject_id}")
     return 0
