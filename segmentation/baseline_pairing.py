@@ -29,11 +29,8 @@ def register_baseline(target: Volume, target_labels: LabelVolume, baseline: Volu
                           moving_mask=cord_region(baseline_labels))
 
 
-def baseline_on_grid(baseline: Volume, transform: RigidTransform | None, target: Volume) -> Volume:
+def baseline_on_grid(baseline: Volume, transform: RigidTransform, target: Volume) -> Volume:
     """The baseline as one image (a multi-echo scan's echoes combined as the model sees
     them, ``models.input.image_for_model``) on ``target``'s grid: linear, 0 outside its
-    field of view. ``transform`` None: the baseline is the target itself (same grid)."""
-    image = image_for_model(baseline)
-    if transform is None:
-        return Volume(np.asarray(image.array, np.float32), image.affine, image.meta)
-    return apply_transform(image, transform, target)
+    field of view. (The baseline scan itself needs no moving: it is its own baseline.)"""
+    return apply_transform(image_for_model(baseline), transform, target)

@@ -116,13 +116,12 @@ def _paired_baseline(case: EvalCase, model: LoadedModel, locator: LoadedModel,
     the registration failed). ``seen`` keeps the last baseline and its labels for its later scans."""
     from segmentation.baseline_pairing import baseline_on_grid, register_baseline
     if case.is_baseline:
-        return baseline_on_grid(case.image, None, case.image)
+        return case.image
     if case.baseline is None:
         return None
     if seen.get("baseline") is not case.baseline:
-        own = baseline_on_grid(case.baseline, None, case.baseline)
         seen["labels"] = segment(case.baseline, model, locator=locator, graft=graft, tta=tta,
-                                 baseline=own).labels
+                                 baseline=case.baseline).labels
         seen["baseline"] = case.baseline
     first = segment(case.image, model, locator=locator, graft=None, tta=False)
     try:

@@ -213,11 +213,8 @@ def _segment_timepoint(tp: Timepoint, models, device, tta: bool,
 
 def _segmented(tp: Timepoint, image: Volume, models, device, tta: bool,
                baseline: Volume | None) -> _Segmented:
-    from segmentation.baseline_pairing import baseline_on_grid
     from segmentation.inference import segment
     seg_model, locator, graft_model = _model_triple(models)
-    if baseline is image:
-        baseline = baseline_on_grid(image, None, image)
     result = segment(image, model=seg_model, locator=locator, graft=graft_model, device=device,
                      tta=tta, baseline=baseline)
     graft = Volume(result.probabilities.array[..., GRAFT], result.probabilities.affine)
@@ -252,10 +249,9 @@ def load_pipeline_models(device, model: str | None = None, load=None,
     return tuple(load(name, device) for name in names)
 
 
-def _baseline_index(timepoints) -> int | None:
-    """Index of the pre-injection baseline (the last session before day 0) in a list of
-    Timepoints or segmented timepoints."""
-    days = [getattr(t, "timepoint", t).days for t in timepoints]
+def _baseline_index(timepoints: list[Timepoint]) -> int | None:
+    """Index of the pre-injection baseline (the last session before day 0)."""
+    days = [t.days for t in timepoints]
     pre = [i for i, d in enumerate(days) if (d or 0) < 0]
     return max(pre, key=lambda i: days[i]) if pre else None
 
@@ -296,7 +292,7 @@ def analyze_subject(subject: Subject, config: AnalysisConfig, device: str = "aut
     torch_device = resolve_device(device)
     models = models or load_pipeline_models(torch_device, model, graft=graft)
     segmented, failed = _segment_all(subject, models, torch_device, tta, on_stage)
-    base_i = _baseline_index(segmented)
+    base_i = _baseline_index([s.timepoint for s in segmented])
     abnormal, baseline_flags = _baseline_map(segmented, base_i)
     flags: list[Flag] = [*no_baseline_flags(base_i is not None), *baseline_flags,
                          *(f for _, _, f in failed)]
