@@ -12,7 +12,7 @@ import io
 import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 
 import torch
 from torch import nn
@@ -133,4 +133,14 @@ def install_model(card: ModelCard, state_dict: Mapping[str, torch.Tensor],
     final = replace(card, weights_file=weights_file, weights_sha256=sha256_of(path))
     write_text_atomic(folder / f"{card.name}.json", final.to_json())
     log.info("installed model %s in %s (%.2f MB)", card.name, folder, path.stat().st_size / 1e6)
+    return final
+
+
+def update_card_validation(name: str, key: str, value: Any,
+                           weights_dir: Path | None = None) -> ModelCard:
+    """Set ``validation[key]`` of an installed model's card (e.g. a calibration measured after
+    training) and rewrite the card atomically; the weights are not touched."""
+    card = load_card(name, weights_dir)
+    final = replace(card, validation={**dict(card.validation), key: value})
+    write_text_atomic(_weights_dir(weights_dir) / f"{name}.json", final.to_json())
     return final

@@ -9,6 +9,16 @@ real ``analyze_subject`` on each, compares with derivatives/phantom-truth and pr
 table of issue 5: surviving-fraction error (median and worst, points), 95 % interval
 coverage, graft volume, 19F and iron errors, controls, overgrowth and lingering iron.
 Writes the summary and every per-timepoint record to OUT (JSON).
+
+Interval calibration (``segmentation.interval_calibration``): the graft-volume intervals are
+calibrated by the scales in the segmenter's card. Those scales come from this command on
+the calibration seeds, which nothing else uses:
+
+    graftwatch evaluate-survival --write-calibration --seed 500000 --subjects 12 --out cal.json
+
+analyses those subjects with the model's own (uncalibrated) intervals, fits each
+resolution's scales and writes them into the card (of --models-dir's segmenter, else the
+shipped one). --no-calibration evaluates with the model's own intervals.
 """
 
 from __future__ import annotations
@@ -17,10 +27,11 @@ import argparse
 import json
 import tempfile
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from scripts.cli import add_model_options
+from segmentation.interval_calibration import CALIBRATION_SEED
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,6 +49,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_options(parser)
     parser.add_argument("--models-dir", type=Path, default=None,
                         help="read the models from this folder (default: the shipped weights)")
+    parser.add_argument("--no-calibration", action="store_true",
+                        help="keep the model's own graft-volume intervals (uncalibrated)")
+    parser.add_argument("--write-calibration", action="store_true",
+                        help="analyse with uncalibrated intervals, fit the interval calibration "
+                             "of each resolution from this run (use the calibration seeds "
+                             f"{CALIBRATION_SEED}+) and write it into the segmenter's card "
+                             "(in --models-dir, else the shipped weights)")
     parser.add_argument("--force", action="store_true", help="overwrite OUT")
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser
@@ -52,6 +70,11 @@ def _check(parser: argparse.ArgumentParser, args) -> list[str]:
     if args.seed + args.subjects > 1000 and args.seed < 100_000 or args.seed >= 900_000:
         parser.error(f"--seed {args.seed}: seeds 1000+ train the model and 900000+ validate it; "
                      "use held-out seeds such as 700000")
+    calibrating = CALIBRATION_SEED <= args.seed < 700_000
+    if args.write_calibration != calibrating:
+        parser.error(f"--seed {args.seed}: seeds {CALIBRATION_SEED}-699999 calibrate the "
+                     "intervals (--write-calibration) and nothing else; evaluate on others "
+                     "(such as 700000)")
     return resolutions
 
 
@@ -82,7 +105,35 @@ def main(argv: list[str] | None = None) -> int:
     for failure in failures:
         print(f"FAILED {failure['resolution']} {failure['subject_id']}: {failure['error']}")
     print(f"{seconds:.0f} s; phantoms and outputs in {work}; results: {args.out}")
+    if args.write_calibration:
+        _write_calibration(records, args)
     return 0
+
+
+def _write_calibration(records, args) -> None:
+    """Fit each resolution's calibration from the records and store it in the card."""
+    from models.registry import DEFAULT_MODEL, graft_model_name, update_card_validation
+    from models.training.train import code_commit
+    from segmentation.config import AnalysisConfig
+    from segmentation.interval_calibration import CARD_KEY, card_calibrations
+    from segmentation.survival_evaluation import fit_interval_calibration
+    segmenter = args.model or DEFAULT_MODEL
+    graft = graft_model_name(args.graft, segmenter)
+    from models.registry import load_card
+    card = load_card(segmenter, args.models_dir)
+    source = (f"graftwatch evaluate-survival --write-calibration --subjects {args.subjects} "
+              f"--sessions {args.sessions} --seed {args.seed} (code {code_commit()})")
+    entry = {k: v.to_dict() for k, v in card_calibrations(card.validation, graft).items()}
+    for resolution, found in records.items():
+        calibration = fit_interval_calibration(found, resolution, AnalysisConfig().confidence,
+                                               source)
+        entry[resolution] = calibration.to_dict()
+        print(f"calibration {segmenter} + {graft or 'no graft model'}, {resolution}: "
+              f"{calibration.describe()}")
+    table = dict(card.validation.get(CARD_KEY, {}))
+    table[graft or "none"] = entry
+    update_card_validation(segmenter, CARD_KEY, table, args.models_dir)
+    print(f"written into the card of {segmenter}")
 
 
 def _evaluate(study: Path, resolution: str, args):
@@ -105,7 +156,9 @@ def _evaluate(study: Path, resolution: str, args):
         started = time.perf_counter()
         try:
             subject = discover_subject(folder)
-            result = analyze_subject(subject, config_for(subject), device=args.device,
+            config = replace(config_for(subject), calibrated_intervals=not (
+                args.no_calibration or args.write_calibration))
+            result = analyze_subject(subject, config, device=args.device,
                                      model=args.model, graft=args.graft, models=models)
         except GraftwatchError as exc:
             failures.append({"resolution": resolution, "subject_id": folder.name,

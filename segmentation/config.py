@@ -55,6 +55,10 @@ class AnalysisConfig:
     min_snr: an image whose cord SNR estimate is below this is flagged. Default 5.
     bootstrap_samples: Monte-Carlo / bootstrap draws for intervals. Default 2000.
     seed: seed of the Generator the pipeline builds for intervals. Default 0.
+    calibrated_intervals: widen (or narrow) each graft-volume interval to the coverage the
+        models have on held-out phantoms, where the segmenter's card holds a calibration for
+        them (``segmentation.interval_calibration``); False keeps the model's own interval
+        (its spread under test-time augmentation), which is too narrow. Default True.
     """
 
     injected_cells: float | None = None
@@ -73,6 +77,7 @@ class AnalysisConfig:
     min_snr: float = 5.0
     bootstrap_samples: int = 2000
     seed: int = 0
+    calibrated_intervals: bool = True
 
     def __post_init__(self) -> None:
         if self.label not in LABELS:
@@ -94,6 +99,9 @@ class AnalysisConfig:
                                 "integer of at least 100 (2000 is the default)")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise AnalysisError(f"seed={self.seed!r}; expected a non-negative integer")
+        if not isinstance(self.calibrated_intervals, bool):
+            raise AnalysisError(f"calibrated_intervals={self.calibrated_intervals!r}; expected "
+                                "true or false")
 
     def generator(self) -> np.random.Generator:
         """A fresh Generator from ``seed`` for the functions that draw random numbers."""

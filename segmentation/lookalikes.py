@@ -63,10 +63,14 @@ class LookalikeExclusion:
                           "note": self.note})
 
     def widened(self, metrics: TimepointMetrics) -> TimepointMetrics:
-        """``metrics`` with the graft interval's low side widened by the factor (1: unchanged)."""
+        """``metrics`` with the graft interval's low side (the reported and the model's own)
+        widened by the factor (1: unchanged)."""
         value = metrics.graft_volume_mm3
         low = value - self.interval_widening_factor * (value - metrics.graft_volume_ci_low_mm3)
-        return replace(metrics, graft_volume_ci_low_mm3=max(0.0, low))
+        own = metrics.precision_measurement("", 0.0).ci_low_mm3
+        own = value - self.interval_widening_factor * (value - own)
+        return replace(metrics, graft_volume_ci_low_mm3=max(0.0, low),
+                       graft_volume_model_ci_low_mm3=max(0.0, own))
 
 
 def baseline_abnormality(baseline_image: Volume, baseline_labels: LabelVolume) -> Volume:

@@ -10,6 +10,9 @@ Steps per subject (DESIGN.md data flow):
    second channel (``segmentation.baseline_pairing``); the baseline itself is paired with
    itself, and a timepoint whose registration failed keeps its first, baseline-free pass;
 4. quantify each timepoint (partial-volume graft volume with its interval, cord, lesion);
+   the interval calibrated to the coverage the models have on held-out phantoms where the
+   segmenter's card holds a calibration (``segmentation.interval_calibration``; the
+   result's assumptions say which, or that it is not calibrated);
 5. label-free surviving fraction and cells, the fitted survival curve, and the safety flags.
 Quantities are measured in each timepoint's own space (a rigid move changes no volume);
 only the baseline's look-alike map is moved.
@@ -47,6 +50,7 @@ from segmentation.config import AnalysisConfig
 from segmentation.flags import (Flag, growth_flags, lingering_iron_flags, lost_graft_flags,
                                 no_baseline_flags, registration_flags)
 from segmentation.injection_site import LabelledInput, LabelledResult
+from segmentation.interval_calibration import calibrated, card_calibrations
 from segmentation.labelled import labelled_estimates
 from segmentation.provenance import ScanSource, scan_source, subject_provenance
 from segmentation.quantify import GraftMeasurement, TimepointMetrics, quantify_timepoint
@@ -249,6 +253,14 @@ def load_pipeline_models(device, model: str | None = None, load=None,
     return tuple(load(name, device) for name in names)
 
 
+def interval_calibrations(models) -> dict:
+    """The graft-volume interval calibrations (by resolution class) the segmenter's card holds
+    for the graft model in use (``segmentation.interval_calibration``)."""
+    segmenter, _, graft_model = _model_triple(models)
+    return card_calibrations(segmenter.card.validation,
+                             None if graft_model is None else graft_model.card.name)
+
+
 def _baseline_index(timepoints: list[Timepoint]) -> int | None:
     """Index of the pre-injection baseline (the last session before day 0)."""
     days = [t.days for t in timepoints]
@@ -296,7 +308,8 @@ def analyze_subject(subject: Subject, config: AnalysisConfig, device: str = "aut
     abnormal, baseline_flags = _baseline_map(segmented, base_i)
     flags: list[Flag] = [*no_baseline_flags(base_i is not None), *baseline_flags,
                          *(f for _, _, f in failed)]
-    results = []
+    calibrations = interval_calibrations(models)
+    results, interval_notes = [], []
     for i, s in enumerate(segmented):
         residual, moved, transform = None, None, None
         if abnormal is not None and i != base_i:
@@ -316,18 +329,25 @@ def analyze_subject(subject: Subject, config: AnalysisConfig, device: str = "aut
         exclusion = exclude_lookalikes(s.graft_probability, moved, s.samples)
         metrics = quantify_timepoint(s.labels, exclusion.graft_probability,
                                      exclusion.graft_probability_samples, config.confidence)
+        if config.calibrated_intervals:
+            metrics, note = calibrated(metrics, calibrations, s.labels.spacing, config.confidence,
+                                     tta)
+            interval_notes += [note] if note not in interval_notes else []
         if moved is None and i != base_i:
             metrics = exclusion.widened(metrics)
         results.append((s, metrics, residual, exclusion.note, transform))
     measurements = [m.measurement(s.timepoint.label, s.timepoint.days or 0.0)
                     for s, m, *_ in results]
+    # the model's own intervals: for changes within the subject (growth, iron vs volume)
+    precision = [m.precision_measurement(s.timepoint.label, s.timepoint.days or 0.0)
+                 for s, m, *_ in results]
     estimates = label_free(measurements, config.injected_cells, config.generator(),
                            config.confidence)
     if config.label in LABEL_STAGES:
         _report(on_stage, LABEL_STAGES[config.label])
-    labelled = _labelled(results, base_i, measurements, config)
+    labelled = _labelled(results, base_i, precision, config)
     _report(on_stage, "survival fit and flags")
-    flags += [*_subject_flags(measurements, config),
+    flags += [*_subject_flags(measurements, precision, config),
               *lingering_iron_flags([r.estimate for r in labelled])]
     timepoints = tuple(
         TimepointResult(s.timepoint.label, float(s.timepoint.days or 0.0), i == base_i,
@@ -341,7 +361,8 @@ def analyze_subject(subject: Subject, config: AnalysisConfig, device: str = "aut
                             [e.surviving_fraction_ci_high for e in estimates],
                             config.generator(), config.confidence)
     return SubjectResult(subject_id or output_id(subject), config, timepoints, survival, tuple(flags),
-                         _assumptions([*estimates, *(r.estimate for r in labelled)], labelled),
+                         _assumptions([*estimates, *(r.estimate for r in labelled)], labelled)
+                         + tuple(interval_notes),
                          _provenance(subject, models, segmented, torch_device),
                          tuple((label, days) for label, days, _ in failed))
 
@@ -394,10 +415,12 @@ def _labelled(results, base_i: int | None, measurements,
     return labelled_estimates(inputs, base_i, measurements, config)
 
 
-def _subject_flags(measurements, config: AnalysisConfig) -> list[Flag]:
+def _subject_flags(measurements, precision, config: AnalysisConfig) -> list[Flag]:
+    """Growth against the model's own intervals (``precision``: a bias the same at every
+    timepoint is no growth); size and loss against the reported (calibrated) ones."""
     from imaging.physics import DEFAULT_PACKING_DENSITY_CELLS_PER_MM3
     from segmentation.flags import oversize_flags
-    return [*growth_flags(measurements, config.confidence, config.repeatability_cv,
+    return [*growth_flags(precision, config.confidence, config.repeatability_cv,
                           config.growth_threshold_fraction, config.growth_critical_after_days),
             *oversize_flags(measurements, config.injected_cells,
                             DEFAULT_PACKING_DENSITY_CELLS_PER_MM3, config.growth_critical_after_days),

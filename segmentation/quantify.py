@@ -93,6 +93,11 @@ class TimepointMetrics:
     lesion_max_width_mm: float
     cord_csa_mm2: float | None
     csa_level: str
+    # The model's own interval (its spread), kept when graft_volume_ci_* are calibrated
+    # (``segmentation.interval_calibration``): the precision that changes between two
+    # timepoints of one subject are called against; None: the same as graft_volume_ci_*.
+    graft_volume_model_ci_low_mm3: float | None = None
+    graft_volume_model_ci_high_mm3: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return json_safe(self)
@@ -103,8 +108,19 @@ class TimepointMetrics:
                 if f.name not in ("interval_method", "csa_level", "graft_volume_sd_mm3")}
 
     def measurement(self, session_id: str, days_post_transplant: float) -> GraftMeasurement:
+        """The graft volume with its (calibrated, where it is) interval: what it is."""
         return GraftMeasurement(session_id, float(days_post_transplant), self.graft_volume_mm3,
                                 self.graft_volume_ci_low_mm3, self.graft_volume_ci_high_mm3)
+
+    def precision_measurement(self, session_id: str,
+                              days_post_transplant: float) -> GraftMeasurement:
+        """The graft volume with the model's own interval: how much it would move on a
+        repeat measurement by the same model, for changes within one subject."""
+        low = self.graft_volume_model_ci_low_mm3
+        high = self.graft_volume_model_ci_high_mm3
+        return GraftMeasurement(session_id, float(days_post_transplant), self.graft_volume_mm3,
+                                self.graft_volume_ci_low_mm3 if low is None else low,
+                                self.graft_volume_ci_high_mm3 if high is None else high)
 
 
 def quantify_timepoint(labels: LabelVolume, graft_probability: Volume,

@@ -69,6 +69,7 @@ class Record:
     fraction_ci: tuple[float | None, float | None]
     truth_volume_mm3: float
     volume_mm3: float | None
+    volume_ci_mm3: tuple[float | None, float | None]
     truth_iron_ug: float
     iron_ug: float | None
     truth_fluorine_atoms: float
@@ -111,6 +112,8 @@ def compare(table: Sequence[Mapping[str, Any]], flags: Iterable[str], subject_id
             (_number(row.get("surviving_fraction_ci_low")),
              _number(row.get("surviving_fraction_ci_high"))),
             float(truth["graft_volume_mm3"]), _number(row.get("graft_volume_mm3")),
+            (_number(row.get("graft_volume_ci_low_mm3")),
+             _number(row.get("graft_volume_ci_high_mm3"))),
             iron, _number(row.get("iron_ug")), float(truth["fluorine_atoms"]),
             _number(row.get("fluorine_atoms")), cells, _number(row.get("estimated_cells_spio")),
             (_number(row.get("estimated_cells_spio_ci_low")),
@@ -210,3 +213,17 @@ def table(summaries: Mapping[str, Mapping[str, Any]]) -> str:
                  ">= 90 %, volume within 10 %, 19F within 10 %, iron within 15 %; "
                  "(k/n) = timepoints with an estimate / timepoints")
     return "\n".join(lines)
+
+
+def fit_interval_calibration(records: Sequence[Record], resolution: str, confidence: float,
+                             source: str):
+    """Graft-volume interval calibration (``segmentation.interval_calibration``) from the
+    post-injection timepoints of grafted subjects, analysed with uncalibrated intervals."""
+    from segmentation.interval_calibration import fit_calibration
+    points = [r for r in records if not r.control and r.volume_mm3 is not None
+              and None not in r.volume_ci_mm3]
+    return fit_calibration(resolution, [r.volume_mm3 for r in points],
+                           [r.volume_ci_mm3[0] for r in points],
+                           [r.volume_ci_mm3[1] for r in points],
+                           [r.truth_volume_mm3 for r in points], confidence=confidence,
+                           source=source)

@@ -113,7 +113,8 @@ def _schedule(config: TrainConfig):
     return factor
 
 
-def _code_commit() -> str:
+def code_commit() -> str:
+    """HEAD of the repository this code runs from (+uncommitted-changes), or "unknown"."""
     root = Path(__file__).resolve().parents[2]
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
@@ -263,7 +264,7 @@ def train(config: TrainConfig, run_dir: Path, data: TrainingData | None = None,
     to be continued later with ``resume=True``.
     """
     card = base_card(config)
-    commit = _code_commit()
+    commit = code_commit()
     out = Path(run_dir) / card.name
     checkpoint = out / "checkpoint.pt"
     if checkpoint.exists() and not resume:

@@ -57,3 +57,35 @@ def test_training_seeds_and_bad_resolutions_are_refused(tmp_path):
     for argv in (["--seed", "1000"], ["--seed", "900000"], ["--resolutions", "hd"]):
         with pytest.raises(SystemExit):
             evaluate_survival.main(["--out", str(tmp_path / "x.json"), *argv])
+
+
+def test_calibration_seeds_are_kept_for_write_calibration(tmp_path):
+    for argv in (["--seed", "500000"], ["--seed", "700000", "--write-calibration"]):
+        with pytest.raises(SystemExit):
+            evaluate_survival.main(["--out", str(tmp_path / "x.json"), *argv])
+
+
+def _record(volume: float, truth: float, control: bool = False):
+    from segmentation.survival_evaluation import Record
+    return Record("sub-001", "ses-02", "none", "decay", control, 0.5, 0.5, False, 0.5,
+                  (0.4, 0.6), truth, volume, (0.9 * volume, 1.1 * volume), 0.0, None, 0.0,
+                  None, 0.0, None, (None, None), False, False)
+
+
+def test_write_calibration_fits_each_resolution_into_the_segmenter_card(tmp_path, capsys):
+    import shutil
+    from models.registry import DEFAULT_MODEL, WEIGHTS_DIR, load_card
+    from segmentation.interval_calibration import card_calibrations
+    shutil.copy(WEIGHTS_DIR / f"{DEFAULT_MODEL}.json", tmp_path / f"{DEFAULT_MODEL}.json")
+    records = {"clinical": [_record(10.0, 10.0 + k % 7) for k in range(60)]
+               + [_record(0.0, 0.0, control=True)] * 5}
+    args = evaluate_survival.build_parser().parse_args(
+        ["--out", "x.json", "--seed", "500000", "--write-calibration", "--graft", "none",
+         "--models-dir", str(tmp_path), "--subjects", "12"])
+    evaluate_survival._write_calibration(records, args)
+    found = card_calibrations(load_card(DEFAULT_MODEL, tmp_path).validation, None)
+    assert set(found) == {"clinical"} and found["clinical"].n_timepoints == 60
+    assert found["clinical"].scale_low == 0.0                   # never measured too much
+    assert found["clinical"].scale_high == pytest.approx(6.0 / (1.0 + 1.0))   # 6 over 1 + 1
+    assert "--seed 500000" in found["clinical"].source
+    assert "written into the card" in capsys.readouterr().out
