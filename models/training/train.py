@@ -114,12 +114,15 @@ def _schedule(config: TrainConfig):
 
 
 def code_commit() -> str:
-    """HEAD of the repository this code runs from (+uncommitted-changes), or "unknown"."""
+    """HEAD of the repository this code runs from, "+uncommitted-changes" when its code
+    (imaging, models, segmentation, scripts; not the installed weights and cards) differs
+    from HEAD; "unknown" outside a git checkout."""
     root = Path(__file__).resolve().parents[2]
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
                               text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "models", "imaging"], cwd=root,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "imaging", "models",
+                                "segmentation", "scripts", ":(exclude)models/weights"], cwd=root,
                                capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
