@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from scripts.cli import add_model_options
+from scripts.cli import add_model_options, add_models_dir_option
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,6 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:N")
     parser.add_argument("--tta", action="store_true", help="test-time augmentation (slower)")
     add_model_options(parser)
+    add_models_dir_option(parser)
     parser.add_argument("--include-phi", action="store_true", help="patient identifiers in the report")
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser
@@ -25,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from scripts.cli import about, configure_logging
+    from scripts.cli import about, configure_logging, pipeline_models
     configure_logging(args.verbose)
     from imaging.study import discover_subject
     from segmentation.pipeline import analyze_subject, config_for
@@ -34,7 +35,8 @@ def main(argv: list[str] | None = None) -> int:
         subject = discover_subject(args.subject, transplant_date=args.transplant_date)
         config = config_for(subject, args.injected_cells, args.label)
         result = analyze_subject(subject, config, device=args.device, tta=args.tta,
-                                 model=args.model, graft=args.graft)
+                                 model=args.model, graft=args.graft,
+                                 models=pipeline_models(args))
         write_subject_outputs(result, args.out, include_phi=args.include_phi, subject=subject)
     for row in result.to_table():
         fraction = row["surviving_fraction"]

@@ -51,6 +51,25 @@ def add_model_options(parser) -> None:
                         "'none': the segmenter's own graft channel)")
 
 
+def add_models_dir_option(parser) -> None:
+    """``--models-dir``: read the models from a folder of installed models (e.g. trained ones)."""
+    from pathlib import Path
+    parser.add_argument("--models-dir", type=Path, default=None,
+                        help="read the models from this folder (default: the shipped weights)")
+
+
+def pipeline_models(args):
+    """The subject analysis's models from ``--models-dir`` (loaded once, on ``--device``), or
+    None for the shipped ones (``analyze_subject`` loads those itself)."""
+    if args.models_dir is None:
+        return None
+    from models.registry import load_model
+    from segmentation.device import resolve_device
+    from segmentation.pipeline import load_pipeline_models
+    return load_pipeline_models(resolve_device(args.device), args.model, graft=args.graft,
+                                load=lambda name, device: load_model(name, device, args.models_dir))
+
+
 def configure_logging(verbose: bool = False) -> None:
     """The only place logging is configured: the command line."""
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,

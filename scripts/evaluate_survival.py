@@ -30,7 +30,7 @@ import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from scripts.cli import add_model_options
+from scripts.cli import add_model_options, add_models_dir_option
 from segmentation.interval_calibration import CALIBRATION_SEED
 
 
@@ -47,8 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="where the phantom studies and outputs go (default: a temp folder)")
     parser.add_argument("--device", default="auto")
     add_model_options(parser)
-    parser.add_argument("--models-dir", type=Path, default=None,
-                        help="read the models from this folder (default: the shipped weights)")
+    add_models_dir_option(parser)
     parser.add_argument("--no-calibration", action="store_true",
                         help="keep the model's own graft-volume intervals (uncalibrated)")
     parser.add_argument("--write-calibration", action="store_true",
@@ -143,14 +142,8 @@ def _evaluate(study: Path, resolution: str, args):
     from segmentation.pipeline import analyze_subject, config_for
     from segmentation.survival_evaluation import compare, truth_of, write_cohort
     write_cohort(study, args.subjects, args.seed, resolution, args.sessions)
-    models = None
-    if args.models_dir is not None:
-        from models.registry import load_model
-        from segmentation.device import resolve_device
-        from segmentation.pipeline import load_pipeline_models
-        models = load_pipeline_models(
-            resolve_device(args.device), args.model, graft=args.graft,
-            load=lambda name, device: load_model(name, device, args.models_dir))
+    from scripts.cli import pipeline_models
+    models = pipeline_models(args)
     records, failures = [], []
     for folder in sorted(study.glob("sub-*")):
         started = time.perf_counter()

@@ -3,6 +3,8 @@ traceback only with -v; graftwatch errors keep exit 1 and their message."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
 from imaging.errors import StudyError
@@ -56,3 +58,14 @@ def test_graftwatch_errors_keep_exit_code_1(monkeypatch, tmp_path, capsys):
     assert main(["analyze", str(tmp_path), "--out", str(tmp_path / "out")]) == 1
     err = capsys.readouterr().err
     assert err.strip() == "graftwatch analyze: error: study/sub-001: no sessions; expected ses-* folders"
+
+
+def test_analyze_reads_the_models_from_models_dir(monkeypatch, tmp_path, capsys):
+    import imaging.study
+    monkeypatch.setattr(imaging.study, "discover_subject", lambda *a, **k: SimpleNamespace(participant={}))
+    empty = tmp_path / "models"
+    empty.mkdir()
+    assert main(["analyze", str(tmp_path / "sub-001"), "--out", str(tmp_path / "out"),
+                 "--models-dir", str(empty), "--device", "cpu"]) == 1
+    err = capsys.readouterr().err
+    assert "no model named 'graftwatch-seg-v2'" in err and str(empty) in err
