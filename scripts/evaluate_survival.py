@@ -111,14 +111,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def _write_calibration(records, args) -> None:
     """Fit each resolution's calibration from the records and store it in the card."""
-    from models.registry import DEFAULT_MODEL, graft_model_name, update_card_validation
+    from models.registry import DEFAULT_MODEL, graft_model_name, load_card, update_card_validation
     from models.training.train import code_commit
     from segmentation.config import AnalysisConfig
     from segmentation.interval_calibration import CARD_KEY, card_calibrations
     from segmentation.survival_evaluation import fit_interval_calibration
     segmenter = args.model or DEFAULT_MODEL
     graft = graft_model_name(args.graft, segmenter)
-    from models.registry import load_card
     card = load_card(segmenter, args.models_dir)
     source = (f"graftwatch evaluate-survival --write-calibration --subjects {args.subjects} "
               f"--sessions {args.sessions} --seed {args.seed} (code {code_commit()})")

@@ -176,9 +176,8 @@ def calibrated(metrics: TimepointMetrics, calibrations: Mapping[str, IntervalCal
                          f"on intervals made {made} test-time augmentation")
     low, high = calibration.interval(metrics.graft_volume_mm3, metrics.graft_volume_ci_low_mm3,
                                      metrics.graft_volume_ci_high_mm3)
-    own = metrics.precision_measurement("", 0.0)
+    own_low, own_high = metrics.model_interval()
     return (replace(metrics, graft_volume_ci_low_mm3=low, graft_volume_ci_high_mm3=high,
-                    graft_volume_model_ci_low_mm3=own.ci_low_mm3,
-                    graft_volume_model_ci_high_mm3=own.ci_high_mm3,
+                    graft_volume_model_ci_low_mm3=own_low, graft_volume_model_ci_high_mm3=own_high,
                     interval_method=f"{metrics.interval_method}; {calibration.describe()}"),
             f"graft volume interval {calibration.describe()}")

@@ -66,11 +66,11 @@ class LookalikeExclusion:
         """``metrics`` with the graft interval's low side (the reported and the model's own)
         widened by the factor (1: unchanged)."""
         value = metrics.graft_volume_mm3
-        low = value - self.interval_widening_factor * (value - metrics.graft_volume_ci_low_mm3)
-        own = metrics.precision_measurement("", 0.0).ci_low_mm3
-        own = value - self.interval_widening_factor * (value - own)
-        return replace(metrics, graft_volume_ci_low_mm3=max(0.0, low),
-                       graft_volume_model_ci_low_mm3=max(0.0, own))
+
+        def wider(low: float) -> float:
+            return max(0.0, value - self.interval_widening_factor * (value - low))
+        return replace(metrics, graft_volume_ci_low_mm3=wider(metrics.graft_volume_ci_low_mm3),
+                       graft_volume_model_ci_low_mm3=wider(metrics.model_interval()[0]))
 
 
 def baseline_abnormality(baseline_image: Volume, baseline_labels: LabelVolume) -> Volume:

@@ -116,11 +116,14 @@ class TimepointMetrics:
                               days_post_transplant: float) -> GraftMeasurement:
         """The graft volume with the model's own interval: how much it would move on a
         repeat measurement by the same model, for changes within one subject."""
-        low = self.graft_volume_model_ci_low_mm3
-        high = self.graft_volume_model_ci_high_mm3
         return GraftMeasurement(session_id, float(days_post_transplant), self.graft_volume_mm3,
-                                self.graft_volume_ci_low_mm3 if low is None else low,
-                                self.graft_volume_ci_high_mm3 if high is None else high)
+                                *self.model_interval())
+
+    def model_interval(self) -> tuple[float, float]:
+        """The model's own (low, high): graft_volume_model_ci_* where kept, else graft_volume_ci_*."""
+        low, high = self.graft_volume_model_ci_low_mm3, self.graft_volume_model_ci_high_mm3
+        return (self.graft_volume_ci_low_mm3 if low is None else low,
+                self.graft_volume_ci_high_mm3 if high is None else high)
 
 
 def quantify_timepoint(labels: LabelVolume, graft_probability: Volume,
