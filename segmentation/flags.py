@@ -3,9 +3,14 @@
 - graft_growth: the graft is larger than its smallest earlier post-injection volume (the
   nadir) beyond measurement error (``survival.volume_change``, with scan-rescan repeatability
   when known) and by more than a set fraction. Comparing with the nadir, not only the previous
-  scan, catches slow growth spread over several scans. Critical at or after the configured
-  day (the tumour signal); a warning before it (swelling after surgery can grow a graft's
-  apparent volume for days).
+  scan, catches slow growth spread over several scans. A nadir below the detection volume
+  ("not found") may hold up to that volume, so its upper bound is at least it. Critical at
+  or after the configured day (the tumour signal); a warning before it (swelling after
+  surgery can grow a graft's apparent volume for days). Growth is called against the model's
+  own (precision) intervals, so that it stays sensitive; where calibrated intervals exist
+  (``reported``) the message also says whether the change is beyond the error the model
+  makes on held-out phantoms, or within it (then it may be a segmentation difference: on
+  held-out phantoms most growth flags of shrinking grafts are of that kind).
 - graft_larger_than_injected: the graft's interval lies wholly above the volume the injected
   cells would fill at an assumed packing density. Needs the injected count; the packing
   density is an assumption the message states. Critical from the same day as growth.
@@ -19,7 +24,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
 from imaging.errors import AnalysisError
@@ -60,15 +65,20 @@ def _severity(days: float, critical_after_days: float) -> str:
 
 def growth_flags(measurements: Sequence[GraftMeasurement], confidence: float = 0.95,
                  repeatability_cv: float | None = None, threshold_fraction: float = 0.10,
-                 critical_after_days: float = 60.0,
-                 min_graft_volume_mm3: float = 1.0) -> tuple[Flag, ...]:
-    """graft_growth at every post-injection timepoint that grew beyond error from the nadir."""
+                 critical_after_days: float = 60.0, min_graft_volume_mm3: float = 1.0,
+                 reported: Sequence[GraftMeasurement] | None = None) -> tuple[Flag, ...]:
+    """graft_growth at every post-injection timepoint that grew beyond error from the nadir.
+
+    ``measurements`` carry the model's own intervals; ``reported`` (same sessions, any
+    order) the calibrated ones, used only for the message."""
     ordered = post_injection(measurements)
+    calibrated = {m.session_id: m for m in reported or ()}
     flags = []
     for k in range(1, len(ordered)):
         nadir = min(ordered[:k], key=lambda m: m.volume_mm3)
         now = ordered[k]
-        change = volume_change(nadir, now, confidence, repeatability_cv)
+        change = volume_change(_detection_bounded(nadir, min_graft_volume_mm3), now,
+                               confidence, repeatability_cv)
         floor = threshold_fraction * max(nadir.volume_mm3, min_graft_volume_mm3)
         if change.direction != "increase" or change.change_mm3 <= floor:
             continue
@@ -79,8 +89,32 @@ def growth_flags(measurements: Sequence[GraftMeasurement], confidence: float = 0
             f"{nadir.days_post_transplant:g}) to {now.volume_mm3:.3g} mm3 (day "
             f"{now.days_post_transplant:g}), by {change.change_mm3:.3g} mm3 (interval "
             f"{change.change_ci_low_mm3:.3g} to {change.change_ci_high_mm3:.3g}), more than "
-            "measurement error allows; a growing graft is the tumour-formation safety signal"))
+            "measurement error allows; a growing graft is the tumour-formation safety signal"
+            + _calibrated_note(calibrated, nadir, now, confidence, repeatability_cv,
+                               min_graft_volume_mm3)))
     return tuple(flags)
+
+
+def _detection_bounded(m: GraftMeasurement, min_graft_volume_mm3: float) -> GraftMeasurement:
+    """A graft not found (below the detection volume) may be up to that volume."""
+    if m.volume_mm3 >= min_graft_volume_mm3 or m.ci_high_mm3 >= min_graft_volume_mm3:
+        return m
+    return replace(m, ci_high_mm3=min_graft_volume_mm3)
+
+
+def _calibrated_note(calibrated, nadir: GraftMeasurement, now: GraftMeasurement,
+                     confidence: float, repeatability_cv: float | None,
+                     min_graft_volume_mm3: float) -> str:
+    before, after = calibrated.get(nadir.session_id), calibrated.get(now.session_id)
+    if before is None or after is None or (before, after) == (nadir, now):
+        return ""
+    change = volume_change(_detection_bounded(before, min_graft_volume_mm3), after, confidence,
+                           repeatability_cv)
+    span = f"{change.change_ci_low_mm3:.3g} to {change.change_ci_high_mm3:.3g} mm3"
+    if change.direction == "increase":
+        return f"; it is also beyond the error this model makes on held-out phantoms ({span})"
+    return (f"; but it is within the error this model makes on held-out phantoms ({span}): it "
+            "may be a segmentation difference, so review the images before acting on it")
 
 
 def oversize_flags(measurements: Sequence[GraftMeasurement], injected_cells: float | None,

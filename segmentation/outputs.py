@@ -36,7 +36,7 @@ TIMEPOINT_COLUMNS = (
     # beyond the contract's columns
     "graft_volume_hard_mm3", "estimated_cells_ci_low", "estimated_cells_ci_high",
     "cell_estimate_method", "cell_estimate_status", "lesion_length_mm", "lesion_max_width_mm",
-    "cord_csa_mm2", "registration_residual_mm", "device",
+    "cord_csa_mm2", "registration_residual_mm", "cord_snr", "device",
     # SPIO (label 'spio') and 19F (label '19f') subjects; n/a for the others
     "iron_ug", "iron_ci_low_ug", "iron_ci_high_ug", "estimated_cells_spio",
     "estimated_cells_spio_ci_low", "estimated_cells_spio_ci_high", "surviving_fraction_spio",

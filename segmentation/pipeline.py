@@ -12,7 +12,8 @@ Steps per subject (DESIGN.md data flow):
 4. quantify each timepoint (partial-volume graft volume with its interval, cord, lesion);
    the interval calibrated to the coverage the models have on held-out phantoms where the
    segmenter's card holds a calibration (``segmentation.interval_calibration``; the
-   result's assumptions say which, or that it is not calibrated);
+   result's assumptions say which, or that it is not calibrated); its cord SNR
+   (``segmentation.image_quality``), flagged below ``config.min_snr``;
 5. label-free surviving fraction and cells, the fitted survival curve, and the safety flags.
 Quantities are measured in each timepoint's own space (a rigid move changes no volume);
 only the baseline's look-alike map is moved.
@@ -47,8 +48,9 @@ from imaging.study import Subject, Timepoint
 from imaging.volume import LabelVolume, Volume
 from segmentation.cells import CellEstimate, label_free
 from segmentation.config import AnalysisConfig
-from segmentation.flags import (Flag, growth_flags, lingering_iron_flags, lost_graft_flags,
-                                no_baseline_flags, registration_flags)
+from segmentation.flags import (Flag, growth_flags, image_quality_flags, lingering_iron_flags,
+                                lost_graft_flags, no_baseline_flags, registration_flags)
+from segmentation.image_quality import cord_snr
 from segmentation.injection_site import LabelledInput, LabelledResult
 from segmentation.interval_calibration import calibrated, card_calibrations
 from segmentation.labelled import labelled_estimates
@@ -104,6 +106,7 @@ class TimepointResult:
     images: TimepointImages = field(repr=False)
     labelled: LabelledResult | None = None   # SPIO or 19F estimate (label 'spio' / '19f')
     transform: Any = None   # imaging.rigid.RigidTransform, this timepoint -> baseline points
+    cord_snr: float | None = None   # segmentation.image_quality.cord_snr (None: too little cord)
 
     def measurement(self) -> GraftMeasurement:
         return self.metrics.measurement(self.session_id, self.days_post_transplant)
@@ -141,7 +144,8 @@ class SubjectResult:
                 "cell_estimate_method": e.method, "cell_estimate_status": e.status,
                 "lesion_length_mm": m.lesion_length_mm, "lesion_max_width_mm": m.lesion_max_width_mm,
                 "cord_csa_mm2": m.cord_csa_mm2,
-                "registration_residual_mm": tp.registration_residual_mm, "device": tp.device,
+                "registration_residual_mm": tp.registration_residual_mm,
+                "cord_snr": tp.cord_snr, "device": tp.device,
                 **_labelled_columns(tp.labelled),
             })
         for session_id, days in self.failed_sessions:
@@ -161,6 +165,7 @@ class SubjectResult:
                             "cell_estimate": tp.estimate, "lookalikes": tp.lookalike_note,
                             "labelled_estimate": tp.labelled and tp.labelled.to_dict(),
                             "registration_residual_mm": tp.registration_residual_mm,
+                            "cord_snr": tp.cord_snr,
                             "transform": tp.transform and tp.transform.to_dict()}
                            for tp in self.timepoints],
             "provenance": dict(self.provenance),
@@ -335,14 +340,17 @@ def analyze_subject(subject: Subject, config: AnalysisConfig, device: str = "aut
             interval_notes += [note] if note not in interval_notes else []
         if moved is None and i != base_i:
             metrics = exclusion.widened(metrics)
-        results.append((s, metrics, residual, exclusion.note, transform))
+        snr = cord_snr(s.image, s.labels)
+        if snr is not None:
+            flags.extend(image_quality_flags(s.timepoint.label, snr, config.min_snr))
+        results.append((s, metrics, residual, exclusion.note, transform, snr))
     measurements = [m.measurement(s.timepoint.label, s.timepoint.days or 0.0)
                     for s, m, *_ in results]
     # the model's own intervals: for changes within the subject (growth, iron vs volume)
     precision = [m.precision_measurement(s.timepoint.label, s.timepoint.days or 0.0)
                  for s, m, *_ in results]
     estimates = label_free(measurements, config.injected_cells, config.generator(),
-                           config.confidence)
+                           config.confidence, config.min_graft_volume_mm3)
     if config.label in LABEL_STAGES:
         _report(on_stage, LABEL_STAGES[config.label])
     labelled = _labelled(results, base_i, precision, config)
@@ -353,8 +361,8 @@ def analyze_subject(subject: Subject, config: AnalysisConfig, device: str = "aut
         TimepointResult(s.timepoint.label, float(s.timepoint.days or 0.0), i == base_i,
                         scan_source(primary_scan(s.timepoint), subject.root),
                         m, e, r, note, s.device, TimepointImages(s.image, s.labels, s.graft_probability),
-                        labelled[i] if labelled else None, transform)
-        for i, ((s, m, r, note, transform), e) in enumerate(zip(results, estimates)))
+                        labelled[i] if labelled else None, transform, snr)
+        for i, ((s, m, r, note, transform, snr), e) in enumerate(zip(results, estimates)))
     survival = fit_survival([e.days_post_transplant for e in estimates],
                             [e.surviving_fraction for e in estimates],
                             [e.surviving_fraction_ci_low for e in estimates],
@@ -411,20 +419,20 @@ def _labelled(results, base_i: int | None, measurements,
               config: AnalysisConfig) -> tuple[LabelledResult, ...]:
     """SPIO / 19F estimates per timepoint (() for label-free subjects)."""
     inputs = [LabelledInput(s.timepoint, s.labels, s.graft_probability, transform)
-              for s, _, _, _, transform in results]
+              for s, _, _, _, transform, _ in results]
     return labelled_estimates(inputs, base_i, measurements, config)
 
 
 def _subject_flags(measurements, precision, config: AnalysisConfig) -> list[Flag]:
     """Growth against the model's own intervals (``precision``: a bias the same at every
     timepoint is no growth); size and loss against the reported (calibrated) ones."""
-    from imaging.physics import DEFAULT_PACKING_DENSITY_CELLS_PER_MM3
     from segmentation.flags import oversize_flags
     return [*growth_flags(precision, config.confidence, config.repeatability_cv,
-                          config.growth_threshold_fraction, config.growth_critical_after_days),
+                          config.growth_threshold_fraction, config.growth_critical_after_days,
+                          config.min_graft_volume_mm3, reported=measurements),
             *oversize_flags(measurements, config.injected_cells,
-                            DEFAULT_PACKING_DENSITY_CELLS_PER_MM3, config.growth_critical_after_days),
-            *lost_graft_flags(measurements)]
+                            config.packing_density_cells_per_mm3, config.growth_critical_after_days),
+            *lost_graft_flags(measurements, config.min_graft_volume_mm3)]
 
 
 def _assumptions(estimates, labelled) -> tuple[str, ...]:

@@ -117,3 +117,26 @@ def test_rows_merge_into_the_issue_table_columns():
     assert row["graft_volume_mm3"] == 27.0 and row["estimated_surviving_cells"] == 1e6
     assert row["flags"] == ""
     json.dumps(row, allow_nan=False)
+
+
+def test_growth_from_a_graft_not_found_allows_up_to_the_detection_volume():
+    """A nadir below the detection volume may hold up to it: 0 -> 1 mm3 with a tight
+    interval is growth against a bare 0, not against 'anything up to 1 mm3'."""
+    series = [GraftMeasurement("d1", 1.0, 0.0, 0.0, 0.0), _m(90, 1.0, half_width=0.2)]
+    assert growth_flags(series, min_graft_volume_mm3=0.01) != ()
+    assert growth_flags(series, min_graft_volume_mm3=1.0) == ()
+
+
+def test_growth_message_says_whether_the_calibrated_error_covers_it():
+    own = [_m(1, 10.0), _m(30, 4.0), _m(90, 9.0)]
+    narrow = [_m(1, 10.0, 1.5), _m(30, 4.0, 1.5), _m(90, 9.0, 1.5)]
+    wide = [_m(1, 10.0, 8.0), _m(30, 4.0, 8.0), _m(90, 9.0, 8.0)]
+    plain = growth_flags(own)
+    assert [f.timepoint for f in plain] == ["d90"] and "held-out" not in plain[0].message
+    assert growth_flags(own, reported=own) == plain
+    beyond = growth_flags(own, reported=narrow)
+    within = growth_flags(own, reported=wide)
+    assert [f.timepoint for f in within] == ["d90"]   # the flag itself never depends on it
+    assert "also beyond the error this model makes on held-out phantoms" in beyond[0].message
+    assert "within the error this model makes on held-out phantoms" in within[0].message
+    assert "review the images" in within[0].message
