@@ -350,7 +350,8 @@ def analyze_subject(subject: Subject, config: AnalysisConfig, device: str = "aut
     precision = [m.precision_measurement(s.timepoint.label, s.timepoint.days or 0.0)
                  for s, m, *_ in results]
     estimates = label_free(measurements, config.injected_cells, config.generator(),
-                           config.confidence, config.min_graft_volume_mm3)
+                           config.confidence, config.min_graft_volume_mm3,
+                           config.bootstrap_samples)
     if config.label in LABEL_STAGES:
         _report(on_stage, LABEL_STAGES[config.label])
     labelled = _labelled(results, base_i, precision, config)
@@ -367,7 +368,7 @@ def analyze_subject(subject: Subject, config: AnalysisConfig, device: str = "aut
                             [e.surviving_fraction for e in estimates],
                             [e.surviving_fraction_ci_low for e in estimates],
                             [e.surviving_fraction_ci_high for e in estimates],
-                            config.generator(), config.confidence)
+                            config.generator(), config.confidence, config.bootstrap_samples)
     return SubjectResult(subject_id or output_id(subject), config, timepoints, survival, tuple(flags),
                          _assumptions([*estimates, *(r.estimate for r in labelled)], labelled)
                          + tuple(interval_notes),

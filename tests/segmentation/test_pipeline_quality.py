@@ -1,5 +1,5 @@
 """analyze_subject measures each timepoint's cord SNR and flags a noisy scan; the config's
-thresholds (detection volume, packing density, SNR limit) reach the flags they govern."""
+thresholds (detection volume, packing density, SNR limit, draws) reach what they govern."""
 
 from __future__ import annotations
 
@@ -31,13 +31,15 @@ def test_a_noisy_session_is_flagged_low_quality_and_its_snr_reported(tmp_path):
                           n_sessions=2)
     _noisier(study / "sub-001" / "ses-02" / "anat" / "sub-001_ses-02_T2w.nii.gz", snr=3.0)
     subject = discover_subject(study / "sub-001")
-    result = analyze_subject(subject, config_for(subject), device="cpu")
+    config = replace(config_for(subject), bootstrap_samples=500)
+    result = analyze_subject(subject, config, device="cpu")
     snr = {row["session_id"]: row["cord_snr"] for row in result.to_table()}
     assert snr["ses-01"] > 8 and snr["ses-02"] < 5, snr
     quality = [f for f in result.flags if f.code == "low_image_quality"]
     assert [f.timepoint for f in quality] == ["ses-02"], result.flags
     assert "SNR is about" in quality[0].message
     assert result.to_json()["timepoints"][1]["cord_snr"] == snr["ses-02"]
+    assert any("(500 draws)" in a for a in result.assumptions), result.assumptions
 
 
 def test_the_config_thresholds_reach_the_subject_flags():
