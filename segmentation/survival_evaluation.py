@@ -16,7 +16,11 @@ compares with living / injected cells at every post-injection scan (what the ass
 "all injected cells were alive at the first scan" costs). Volumes, iron and 19F atoms in %
 of truth. A timepoint whose estimate is not given (not quantifiable or
 below detection) has no error; it is counted as not reported, and its interval covers the
-truth only when it has one that does.
+truth only when it has one that does (``with_interval`` counts the timepoints that have one).
+Growth flags (graft_growth or graft_larger_than_injected, any severity) are counted per
+subject: ``overgrowth_flagged`` among the overgrowth subjects, ``growth_flag_without_growth``
+among all the others (decay, total loss and controls, whose true graft never grows): a
+false tumour signal.
 """
 
 from __future__ import annotations
@@ -148,16 +152,19 @@ def summarise(records: Sequence[Record]) -> dict[str, Any]:
     grafted = [r for r in records if not r.control and r.truth_fraction is not None]
     later = [r for r in grafted if not r.is_reference and r.truth_relative is not None]
     covered = [_covers(*r.fraction_ci, r.truth_relative) for r in later]
+    with_interval = sum(None not in r.fraction_ci for r in later)
     controls = sorted({r.subject_id for r in records if r.control})
     control_ok = [s for s in controls if all((r.volume_mm3 or 0.0) < 1.0 for r in records
                                              if r.subject_id == s)]
     overgrowth = sorted({r.subject_id for r in records if r.survival_model == "overgrowth"})
+    steady = sorted({r.subject_id for r in records if r.survival_model != "overgrowth"})
     lingering = [r for r in records if r.label == "spio" and r.lingering_iron]
     return {
         "fraction_error_points": _stats(_point_errors((r.fraction, r.truth_relative) for r in later)),
         "fraction_error_vs_injected_points": _stats(_point_errors(
             (r.fraction, r.truth_fraction) for r in grafted)),
         "fraction_ci_coverage": {"n": len(covered), "covered": int(sum(covered)),
+                                 "with_interval": int(with_interval),
                                  "rate": (sum(covered) / len(covered)) if covered else None},
         "graft_volume_error_percent": _stats(_relative_errors(
             (r.volume_mm3, r.truth_volume_mm3) for r in grafted)),
@@ -168,6 +175,8 @@ def summarise(records: Sequence[Record]) -> dict[str, Any]:
         "controls_no_graft": {"n": len(controls), "passed": len(control_ok)},
         "overgrowth_flagged": {"n": len(overgrowth), "passed": len(
             {r.subject_id for r in records if r.survival_model == "overgrowth" and r.growth_flagged})},
+        "growth_flag_without_growth": {"n": len(steady), "flagged": len(
+            {r.subject_id for r in records if r.survival_model != "overgrowth" and r.growth_flagged})},
         "lingering_iron_not_counted": {"n": len(lingering), "passed": sum(
             r.spio_cells is None or _covers(*r.spio_cells_ci, r.truth_cells) for r in lingering)},
     }
@@ -201,16 +210,21 @@ def table(summaries: Mapping[str, Mapping[str, Any]]) -> str:
 
     stat("fraction_error_points")
     stat("fraction_error_vs_injected_points")
-    line("fraction 95% CI covers truth", [
+    line("fraction 95% CI covers truth (timepoints with one)", [
         f"{summaries[n]['fraction_ci_coverage']['covered']}/"
-        f"{summaries[n]['fraction_ci_coverage']['n']}" for n in names])
+        f"{summaries[n]['fraction_ci_coverage']['n']} "
+        f"({summaries[n]['fraction_ci_coverage']['with_interval']})" for n in names])
     for key in ("graft_volume_error_percent", "fluorine_atoms_error_percent", "iron_error_percent"):
         stat(key)
     for key in ("controls_no_graft", "overgrowth_flagged", "lingering_iron_not_counted"):
         line(key + " (passed/n)", [f"{summaries[n][key]['passed']}/{summaries[n][key]['n']}"
                                    for n in names])
+    line("growth flagged, graft not growing (subjects/n)", [
+        f"{summaries[n]['growth_flag_without_growth']['flagged']}/"
+        f"{summaries[n]['growth_flag_without_growth']['n']}" for n in names])
     lines.append("goals: fraction within 3 points (research) / 8 points (clinical), CI coverage "
-                 ">= 90 %, volume within 10 %, 19F within 10 %, iron within 15 %; "
+                 ">= 90 %, volume within 10 %, 19F within 10 %, iron within 15 %, no growth flag "
+                 "without growth; "
                  "(k/n) = timepoints with an estimate / timepoints")
     return "\n".join(lines)
 

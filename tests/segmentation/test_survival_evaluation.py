@@ -44,7 +44,10 @@ def test_errors_coverage_and_lingering_iron_against_hand_computed_values():
     assert summary["fraction_error_points"]["worst"] == pytest.approx(10.0)
     # against living / injected: |1 - 0.8|, |0.47 - 0.4|, |0.35 - 0.2| -> 20, 7, 15 points
     assert summary["fraction_error_vs_injected_points"]["median"] == pytest.approx(15.0)
-    assert summary["fraction_ci_coverage"] == {"n": 2, "covered": 1, "rate": 0.5}
+    assert summary["fraction_ci_coverage"] == {"n": 2, "covered": 1, "with_interval": 2,
+                                               "rate": 0.5}
+    # a decaying graft with a growth flag: a false tumour signal
+    assert summary["growth_flag_without_growth"] == {"n": 1, "flagged": 1}
     # volumes 22/20, 9/10, 5.5/5 -> 10 % each
     assert summary["graft_volume_error_percent"]["median"] == pytest.approx(10.0)
     # iron 17/20 = 15 %, 18/18 = 0 %, 16.5/15 = 10 %
@@ -71,3 +74,6 @@ def test_controls_and_missing_estimates_are_counted_not_hidden():
     assert summary["fraction_error_points"] == {"n": 2, "reported": 0, "median": None,
                                                 "worst": None}
     assert summary["fraction_ci_coverage"]["covered"] == 0
+    assert summary["fraction_ci_coverage"]["with_interval"] == 0
+    # two controls without flags; the overgrowth subject is not counted among them
+    assert summary["growth_flag_without_growth"] == {"n": 2, "flagged": 0}
