@@ -13,7 +13,7 @@ import logging
 import sys
 from pathlib import Path
 
-from scripts.cli import add_model_options
+from scripts.cli import add_model_options, add_models_dir_option
 
 log = logging.getLogger("graftwatch.batch")
 
@@ -42,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="show patient name/ID/birth date in reports (off by default)")
     parser.add_argument("--no-report", action="store_true", help="skip the HTML reports")
     add_model_options(parser)
+    add_models_dir_option(parser)
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser
 
@@ -59,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(args.verbose)
     from segmentation.pipeline import PipelineOptions
     options = PipelineOptions(device=args.device, model=args.model, graft=args.graft,
-                              include_phi=args.include_phi,
+                              models_dir=args.models_dir, include_phi=args.include_phi,
                               write_report=not args.no_report,
                               transplant_date=args.transplant_date)
     if args.threads and args.workers == 1 and not args.scheduler:

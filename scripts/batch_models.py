@@ -20,26 +20,27 @@ PLUGIN_NAME = "graftwatch-models"
 
 
 class ModelCache:
-    """Loaded models by (name, device); each is loaded on first use."""
+    """Loaded models by (name, device, models folder); each is loaded on first use."""
 
     def __init__(self) -> None:
-        self._loaded: dict[tuple[str, str], object] = {}
+        self._loaded: dict[tuple[str, str, str], object] = {}
 
-    def get(self, name: str, device):
-        key = (name, str(device))
+    def get(self, name: str, device, models_dir: Path | None = None):
+        key = (name, str(device), str(models_dir))
         if key not in self._loaded:
             from models.registry import load_model
             log.info("loading model %s on %s (once for this worker)", name, device)
-            self._loaded[key] = load_model(name, device)
+            self._loaded[key] = load_model(name, device, models_dir)
         return self._loaded[key]
 
     def pipeline_models(self, options) -> tuple:
         """(segmenter, locator[, graft model]) for ``options`` (PipelineOptions), as
-        ``analyze_subject(models=...)`` takes them."""
+        ``analyze_subject(models=...)`` takes them, from ``options.models_dir`` when set."""
         from segmentation.device import resolve_device
         from segmentation.pipeline import load_pipeline_models
-        return load_pipeline_models(resolve_device(options.device), options.model, load=self.get,
-                                    graft=options.graft)
+        return load_pipeline_models(
+            resolve_device(options.device), options.model, graft=options.graft,
+            load=lambda name, device: self.get(name, device, options.models_dir))
 
 
 _worker_cache: ModelCache | None = None  # set only in a local worker process, by init_worker

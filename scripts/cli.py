@@ -63,11 +63,10 @@ def pipeline_models(args):
     None for the shipped ones (``analyze_subject`` loads those itself)."""
     if args.models_dir is None:
         return None
-    from models.registry import load_model
     from segmentation.device import resolve_device
     from segmentation.pipeline import load_pipeline_models
     return load_pipeline_models(resolve_device(args.device), args.model, graft=args.graft,
-                                load=lambda name, device: load_model(name, device, args.models_dir))
+                                models_dir=args.models_dir)
 
 
 def configure_logging(verbose: bool = False) -> None:

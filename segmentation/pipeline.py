@@ -81,6 +81,7 @@ class PipelineOptions:
     write_report: bool = True
     transplant_date: str | None = None
     seed: int = 0
+    models_dir: Path | None = None   # read the models from this folder (default: the shipped ones)
 
 
 @dataclass(frozen=True, eq=False)
@@ -245,13 +246,13 @@ def _model_triple(models) -> tuple:
 
 
 def load_pipeline_models(device, model: str | None = None, load=None,
-                         graft: str | None = None) -> tuple:
+                         graft: str | None = None, models_dir: Path | None = None) -> tuple:
     """(segmenter, locator[, graft model]) loaded on ``device`` (``load(name, device)``: how to
-    load one, e.g. a worker's cache; default load_model). ``graft``: None or "paired" -> the
-    segmenter's paired graft model (``models.registry.graft_model_name``), "none" -> none,
-    else a graft model's name."""
+    load one, e.g. a worker's cache; default load_model from ``models_dir``, else the shipped
+    weights). ``graft``: None or "paired" -> the segmenter's paired graft model
+    (``models.registry.graft_model_name``), "none" -> none, else a graft model's name."""
     from models.registry import DEFAULT_LOCATOR, DEFAULT_MODEL, graft_model_name, load_model
-    load = load or load_model
+    load = load or (lambda name, on: load_model(name, on, models_dir))
     segmenter = model or DEFAULT_MODEL
     graft_name = graft_model_name(graft, segmenter)
     names = (segmenter, DEFAULT_LOCATOR) + (() if graft_name is None else (graft_name,))
@@ -481,6 +482,10 @@ def run_subject(entry, out_dir: Path, options: PipelineOptions, models=None,
     _report(on_stage, "reading the study")
     subject = discover_subject(entry.path, transplant_date=date)
     config = config_for(subject, entry.injected_cells, entry.label)
+    if models is None and options.models_dir is not None:
+        from segmentation.device import resolve_device
+        models = load_pipeline_models(resolve_device(options.device), options.model,
+                                      graft=options.graft, models_dir=options.models_dir)
     result = analyze_subject(subject, config, device=options.device, model=options.model,
                              tta=options.tta, subject_id=entry.subject_id, models=models,
                              on_stage=on_stage, graft=options.graft)
