@@ -33,9 +33,12 @@ Only the reported interval is calibrated (the ``graft_volume_ci_*`` columns, the
 fraction's interval made from them, the "larger than injected" flag). Growth between two
 timepoints of one subject, and the SPIO check that iron stays while the graft volume falls,
 are called against the model's own interval
-(``TimepointMetrics.precision_measurement``, kept as ``graft_volume_model_ci_*``): a
-model's error that is the same at every timepoint does not make a graft look as if it
-grew, and the tumour signal must not be drowned by it.
+(``TimepointMetrics.precision_measurement``, kept as ``graft_volume_model_ci_*``, columns
+of timepoints.tsv too): a model's error that is the same at every timepoint does not make a
+graft look as if it grew, and the tumour signal must not be drowned by it (on held-out
+phantoms the model's error is not the same at every timepoint, so this flags growth in some
+shrinking grafts; ``flags.growth_flags`` says so in the message when the calibrated error
+covers the change).
 
 The scales live in the segmenter's model card (validation ->
 ``volume_interval_calibration`` -> graft model name or "none" -> class), written by

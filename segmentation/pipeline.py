@@ -141,6 +141,8 @@ class SubjectResult:
                 "cord_volume_mm3": m.cord_volume_mm3, "lesion_volume_mm3": m.lesion_volume_mm3,
                 "flags": ";".join(f.code for f in self.flags if f.timepoint == tp.session_id),
                 "graft_volume_hard_mm3": m.graft_volume_hard_mm3,
+                **dict(zip(("graft_volume_model_ci_low_mm3", "graft_volume_model_ci_high_mm3"),
+                           m.model_interval())),
                 "estimated_cells_ci_low": e.ci_low, "estimated_cells_ci_high": e.ci_high,
                 "cell_estimate_method": e.method, "cell_estimate_status": e.status,
                 "lesion_length_mm": m.lesion_length_mm, "lesion_max_width_mm": m.lesion_max_width_mm,

@@ -127,6 +127,9 @@ def test_the_pipeline_widens_the_interval_by_the_card_calibration(tmp_path):
             assert (b.metrics.graft_volume_model_ci_low_mm3,
                     b.metrics.graft_volume_model_ci_high_mm3) == pytest.approx(
                 (m.graft_volume_ci_low_mm3, m.graft_volume_ci_high_mm3))
+    for row, a in zip(wide.to_table(), own.timepoints):   # the own interval is in the table too
+        assert (row["graft_volume_model_ci_low_mm3"], row["graft_volume_model_ci_high_mm3"]) == \
+            pytest.approx((a.metrics.graft_volume_ci_low_mm3, a.metrics.graft_volume_ci_high_mm3))
     assert any("calibrated on 50 held-out clinical" in a for a in wide.assumptions)
     assert not any("calibrated on" in a for a in own.assumptions)
     bare = analyze_subject(subject, config, device="cpu", models=models[:2])
