@@ -24,6 +24,13 @@ Stages (each timed in ``SegmentationResult.timings_s``):
    full field of view (background probability 1 outside the box), labels = argmax,
    everything reoriented back to the input's own orientation and affine.
 
+A second pass over the same scan (another baseline for the graft model) can reuse the
+first pass's segmenter output: ``segment(..., keep_fine_pass=True)`` keeps it on the result
+(``SegmentationResult.fine_pass``: the final box and the segmenter's model-grid
+probabilities per TTA pass) and ``segment(..., reuse=that)`` skips the locator, the box
+growth and the segmenter, running only the graft model, the post-processing and the
+assembly; the result equals a full second pass (the same arrays go in).
+
 Precision "auto": "fp16" autocast on CUDA; on the CPU "bf16" autocast where oneDNN
 runs bfloat16 natively (AVX512-BF16 / AMX: measured ~2.8x faster than fp32 per window
 batch, with the Dice of scripts/benchmarks/inference.py), else "fp32" (emulated bf16
@@ -36,7 +43,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 import numpy as np
@@ -81,6 +88,7 @@ class SegmentationResult:
     box: CordBox | None                    # in the input's own voxel indices
     timings_s: Mapping[str, float]
     postprocess: PostprocessReport | None
+    fine_pass: "FinePass | None" = field(default=None, repr=False)   # keep_fine_pass=True
 
     def volumes_mm3(self) -> dict[str, float]:
         """Partial-volume volume of each label: sum of its probability x voxel volume."""
@@ -147,6 +155,19 @@ def _resolve_precision(precision: str, device: torch.device) -> str:
     return precision
 
 
+@dataclass(frozen=True, eq=False)
+class FinePass:
+    """The segmenter's own output of one scan's final box (model grid, one array per TTA
+    pass, before the graft model): what a second pass with another baseline reuses."""
+
+    box: CordBox                       # RAS voxel indices of the scan
+    segmenter_runs: tuple[np.ndarray, ...]
+    tta: bool
+    reason: str
+    shape: tuple[int, int, int]        # the scan's RAS grid, to refuse another scan's pass
+    model: str                         # the segmenter that made it
+
+
 def _fine_array(image_ras: Volume, box: CordBox, card) -> tuple[np.ndarray, tuple, np.ndarray]:
     """(normalised model-grid array of the box, refinement factors, fine spacing)."""
     crop = image_ras.crop(box.lower, box.upper)
@@ -162,19 +183,25 @@ def _flipped(array: np.ndarray, flips: tuple[int, ...]) -> np.ndarray:
 def _fine_probabilities(image_ras: Volume, box: CordBox, loaded: LoadedModel,
                         graft: LoadedModel | None, *, tta: bool, precision: str,
                         batch_size: int, overlap: float,
-                        baseline_ras: Volume | None = None) -> list[np.ndarray]:
+                        baseline_ras: Volume | None = None,
+                        segmenter_runs: tuple[np.ndarray, ...] | None = None
+                        ) -> tuple[list[np.ndarray], tuple[np.ndarray, ...]]:
     """One (labels, x, y, z) array per TTA pass, block-averaged onto the input-grid box;
     with a graft model, its P(graft) replaces the segmenter's (``graft_refine``), seeing
-    the registered baseline (``baseline_ras``, the input grid in RAS) when it takes one."""
+    the registered baseline (``baseline_ras``, the input grid in RAS) when it takes one.
+    Also the segmenter's own model-grid output per pass (``segmenter_runs`` given: reused
+    instead of running the segmenter)."""
     fine, factors, fine_spacing = _fine_array(image_ras, box, loaded.card)
     prior = None
     if graft is not None and graft.card.takes_baseline and baseline_ras is not None:
         prior = _fine_array(baseline_ras, box, loaded.card)[0]
-    runs = []
-    for flips in TTA_FLIPS if tta else ((),):
+    runs, own = [], []
+    for k, flips in enumerate(TTA_FLIPS if tta else ((),)):
         view = _flipped(fine, flips)
-        probs = model_probabilities(loaded, view, precision=precision, batch_size=batch_size,
-                                    overlap=overlap)
+        probs = (segmenter_runs[k] if segmenter_runs is not None else
+                 model_probabilities(loaded, view, precision=precision, batch_size=batch_size,
+                                     overlap=overlap))
+        own.append(probs)
         if graft is not None:
             probs = apply_graft_model(probs, view, fine_spacing, graft, precision=precision,
                                       batch_size=batch_size, overlap=overlap,
@@ -182,7 +209,7 @@ def _fine_probabilities(image_ras: Volume, box: CordBox, loaded: LoadedModel,
         if flips:
             probs = np.flip(probs, tuple(a + 1 for a in flips))
         runs.append(block_average(probs, factors).astype(np.float32))
-    return runs
+    return runs, tuple(own)
 
 
 def _entropy(probs: np.ndarray) -> np.ndarray:
@@ -247,11 +274,14 @@ def _background(shape: tuple[int, int, int], n_labels: int) -> np.ndarray:
 
 
 def _segment_box(ctx: _Context, box: CordBox, tta: bool, batch_size: int, overlap: float,
-                 config: PostprocessConfig | None, timings: dict[str, float]):
+                 config: PostprocessConfig | None, timings: dict[str, float],
+                 segmenter_runs: tuple[np.ndarray, ...] | None = None):
+    """(probabilities, TTA graft samples, post-processing report, segmenter runs) of a box."""
     start = time.perf_counter()
-    runs = _fine_probabilities(ctx.image_ras, box, ctx.model, ctx.graft, tta=tta,
-                               precision=ctx.precision, batch_size=batch_size, overlap=overlap,
-                               baseline_ras=ctx.baseline_ras)
+    runs, own = _fine_probabilities(ctx.image_ras, box, ctx.model, ctx.graft, tta=tta,
+                                    precision=ctx.precision, batch_size=batch_size,
+                                    overlap=overlap, baseline_ras=ctx.baseline_ras,
+                                    segmenter_runs=segmenter_runs)
     mean = np.moveaxis(np.mean(runs, axis=0), 0, -1)
     timings["fine"] = timings.get("fine", 0.0) + time.perf_counter() - start
     start = time.perf_counter()
@@ -263,7 +293,7 @@ def _segment_box(ctx: _Context, box: CordBox, tta: bool, batch_size: int, overla
         kept = mean[..., GRAFT] > 0
         samples = np.stack([run[GRAFT] * kept for run in runs])
     timings["postprocess"] = timings.get("postprocess", 0.0) + time.perf_counter() - start
-    return mean, samples, report
+    return mean, samples, report, own
 
 
 def _follow_cord(image_ras: Volume, box: CordBox, config: LocatorConfig, segment_box):
@@ -352,7 +382,8 @@ def segment(volume: Volume, model: str | LoadedModel = DEFAULT_MODEL,
             locator_config: LocatorConfig = LocatorConfig(),
             postprocess: PostprocessConfig | None = PostprocessConfig(),
             batch_size: int = 4, overlap: float = 0.25,
-            baseline: Volume | None = None) -> SegmentationResult:
+            baseline: Volume | None = None, keep_fine_pass: bool = False,
+            reuse: FinePass | None = None) -> SegmentationResult:
     """Segment cord (1), lesion (2) and graft (3) in one scan; see the module docstring.
 
     ``overlap``: fraction of a window shared with its neighbours in the fine model's
@@ -363,6 +394,8 @@ def segment(volume: Volume, model: str | LoadedModel = DEFAULT_MODEL,
     resampled onto ``volume``'s grid (``segmentation.baseline_pairing.baseline_on_grid``),
     seen by a graft model that takes one (``ModelCard.takes_baseline``; without it such a
     model sees zeros, as for a subject with no baseline); ignored otherwise.
+    ``keep_fine_pass`` / ``reuse``: a first pass's segmenter output kept on the result, and
+    reused by a second pass over the same scan with the same models and ``tta`` (module doc).
     """
     timings: dict[str, float] = {}
     start = time.perf_counter()
@@ -380,6 +413,8 @@ def segment(volume: Volume, model: str | LoadedModel = DEFAULT_MODEL,
                    _resolve_precision(precision, fine.device),
                    {k: v for k, v in meta.items() if v is not None}, baseline_ras)
     timings["prepare"] = time.perf_counter() - start
+    if reuse is not None:
+        return _reused(ctx, reuse, tta, batch_size, overlap, postprocess, timings, keep_fine_pass)
     start = time.perf_counter()
     where = locate_cord(image_ras, coarse, locator_config, precision=ctx.precision,
                         batch_size=batch_size)
@@ -388,7 +423,7 @@ def segment(volume: Volume, model: str | LoadedModel = DEFAULT_MODEL,
     box, reason = _box_to_segment(where, image_ras, locator_config)
     if box is None:
         return _no_cord(ctx, probs, reason, timings)
-    box, (box_probs, box_samples, report), grown = _follow_cord(
+    box, (box_probs, box_samples, report, own), grown = _follow_cord(
         image_ras, box, locator_config,
         lambda b: _segment_box(ctx, b, tta, batch_size, overlap, postprocess, timings))
     if grown:
@@ -397,12 +432,42 @@ def segment(volume: Volume, model: str | LoadedModel = DEFAULT_MODEL,
                                  where.cord_region_mm3 if where.cord_found else None, reason)
     if rejected:
         return _no_cord(ctx, probs, rejected, timings)
+    kept = (FinePass(box, own, tta, reason, image_ras.spatial_shape, fine.card.name)
+            if keep_fine_pass else None)
+    return _assembled(ctx, box, (box_probs, box_samples, report), reason, timings, kept)
+
+
+def _assembled(ctx: _Context, box: CordBox, found, reason: str, timings: dict[str, float],
+               kept: FinePass | None) -> SegmentationResult:
+    """The box's (probabilities, samples, report) pasted into the whole field of view."""
     start = time.perf_counter()
+    box_probs, box_samples, report = found
+    shape = ctx.image_ras.spatial_shape
+    probs = _background(shape, ctx.model.card.n_labels)
     probs[box.slices] = box_probs
     samples = None
     if box_samples is not None:
-        samples = np.zeros((len(box_samples),) + image_ras.spatial_shape, dtype=np.float32)
+        samples = np.zeros((len(box_samples),) + shape, dtype=np.float32)
         samples[(slice(None),) + box.slices] = box_samples
     result = _result(ctx, probs, samples, found=True, reason=reason, box=box,
                      timings=timings, report=report)
-    return replace(result, timings_s={**timings, "assemble": time.perf_counter() - start})
+    return replace(result, timings_s={**timings, "assemble": time.perf_counter() - start},
+                   fine_pass=kept)
+
+
+def _reused(ctx: _Context, reuse: FinePass, tta: bool, batch_size: int, overlap: float,
+            postprocess: PostprocessConfig | None, timings: dict[str, float],
+            keep: bool) -> SegmentationResult:
+    """A second pass: the first pass's box and segmenter output, the graft model run again
+    (the first pass found the cord plausible; the graft model changes only its graft)."""
+    now = (tta, tuple(ctx.image_ras.spatial_shape), ctx.model.card.name)
+    if (reuse.tta, tuple(reuse.shape), reuse.model) != now:
+        raise ModelError(f"the fine pass to reuse was made by {reuse.model} "
+                         f"{'with' if reuse.tta else 'without'} test-time augmentation on a "
+                         f"{reuse.shape} grid; this pass is by {now[2]} "
+                         f"{'with' if tta else 'without'} it on a {now[1]} grid: segment "
+                         "without reuse")
+    *found, own = _segment_box(ctx, reuse.box, tta, batch_size, overlap, postprocess, timings,
+                               reuse.segmenter_runs)
+    reason = f"{reuse.reason}; segmenter output reused from the first pass"
+    return _assembled(ctx, reuse.box, found, reason, timings, reuse if keep else None)

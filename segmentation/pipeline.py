@@ -6,8 +6,9 @@ Steps per subject (DESIGN.md data flow):
 3. register the pre-injection baseline onto each later timepoint (rigid, cord-masked) and
    remove from the graft probability what the baseline already showed (hemorrhage, cyst);
    with a graft model that takes the baseline (``ModelCard.takes_baseline``) the
-   timepoint is segmented again, the graft model seeing the registered baseline as its
-   second channel (``segmentation.baseline_pairing``); the baseline itself is paired with
+   timepoint's graft is segmented again, the graft model seeing the registered baseline as
+   its second channel (``segmentation.baseline_pairing``; the segmenter's output of the
+   first pass is reused, except under TTA); the baseline itself is paired with
    itself, and a timepoint whose registration failed keeps its first, baseline-free pass;
 4. quantify each timepoint (partial-volume graft volume with its interval, cord, lesion);
    the interval calibrated to the coverage the models have on held-out phantoms where the
@@ -37,7 +38,7 @@ display; nothing depends on what it does.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -211,6 +212,7 @@ class _Segmented:
     graft_probability: Volume
     samples: np.ndarray | None
     device: str
+    fine_pass: Any = None   # segmentation.inference.FinePass, kept for the paired second pass
 
 
 def _segment_timepoint(tp: Timepoint, models, device, tta: bool,
@@ -220,18 +222,23 @@ def _segment_timepoint(tp: Timepoint, models, device, tta: bool,
     from imaging.io import load
     scan = primary_scan(tp)
     image = load(scan.path)
-    return _segmented(tp, image, models, device, tta, image if is_baseline else None)
+    # a later session is segmented again with the registered baseline: keep the segmenter's
+    # output for that pass (not under TTA: 8 passes per session would be held in memory)
+    keep = _takes_baseline(models) and not is_baseline and not tta
+    return _segmented(tp, image, models, device, tta, image if is_baseline else None,
+                      keep_fine_pass=keep)
 
 
 def _segmented(tp: Timepoint, image: Volume, models, device, tta: bool,
-               baseline: Volume | None) -> _Segmented:
+               baseline: Volume | None, keep_fine_pass: bool = False,
+               reuse=None) -> _Segmented:
     from segmentation.inference import segment
     seg_model, locator, graft_model = _model_triple(models)
     result = segment(image, model=seg_model, locator=locator, graft=graft_model, device=device,
-                     tta=tta, baseline=baseline)
+                     tta=tta, baseline=baseline, keep_fine_pass=keep_fine_pass, reuse=reuse)
     graft = Volume(result.probabilities.array[..., GRAFT], result.probabilities.affine)
     return _Segmented(tp, image, result.labels, graft,
-                      result.graft_probability_samples, result.device)
+                      result.graft_probability_samples, result.device, result.fine_pass)
 
 
 def _takes_baseline(models) -> bool:
@@ -287,10 +294,12 @@ def _baseline_lookalikes(target: _Segmented, baseline: _Segmented, abnormal: Vol
 
 def _with_baseline(target: _Segmented, baseline: _Segmented, transform, models, device,
                    tta: bool) -> _Segmented:
-    """``target`` segmented again, its graft model seeing the registered baseline."""
+    """``target`` segmented again, its graft model seeing the registered baseline (the
+    segmenter's output of the first pass reused where it was kept)."""
     from segmentation.baseline_pairing import baseline_on_grid
     moved = baseline_on_grid(baseline.image, transform, target.image)
-    return _segmented(target.timepoint, target.image, models, device, tta, moved)
+    return _segmented(target.timepoint, target.image, models, device, tta, moved,
+                      reuse=target.fine_pass)
 
 
 def analyze_subject(subject: Subject, config: AnalysisConfig, device: str = "auto",
@@ -347,6 +356,7 @@ def analyze_subject(subject: Subject, config: AnalysisConfig, device: str = "aut
         if snr is not None:
             flags.extend(image_quality_flags(s.timepoint.label, snr, config.min_snr))
         results.append((s, metrics, residual, exclusion.note, transform, snr))
+        segmented[i] = replace(segmented[i], fine_pass=None)   # used: free its memory
     measurements = [m.measurement(s.timepoint.label, s.timepoint.days or 0.0)
                     for s, m, *_ in results]
     # the model's own intervals: for changes within the subject (growth, iron vs volume)

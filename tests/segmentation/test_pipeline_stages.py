@@ -27,7 +27,7 @@ def test_a_phantom_subject_reports_its_stages_in_order(tmp_path):
     assert stages == [*expected, "survival fit and flags", "writing outputs"]
 
 
-def test_a_graft_model_that_takes_the_baseline_sees_it_registered(tmp_path):
+def test_a_graft_model_that_takes_the_baseline_sees_it_registered(tmp_path, monkeypatch):
     """The baseline session is paired with itself; each later one is segmented again after
     registration, its graft model seeing the moved baseline (not zeros) beside the image."""
     import torch
@@ -58,9 +58,18 @@ def test_a_graft_model_that_takes_the_baseline_sees_it_registered(tmp_path):
     study = write_dataset(tmp_path / "study", n_subjects=1, seed=12, labels=("none",), n_sessions=2)
     subject = discover_subject(study / "sub-001")
     stages: list[str] = []
+    import segmentation.inference
+    real, segmenter_windows = segmentation.inference.model_probabilities, []
+
+    def counting(loaded, *args, **kwargs):
+        segmenter_windows.append(loaded.card.name)
+        return real(loaded, *args, **kwargs)
+    monkeypatch.setattr(segmentation.inference, "model_probabilities", counting)
     result = analyze_subject(subject, config_for(subject), device="cpu", models=models,
                              on_stage=stages.append)
     assert "graft against the baseline ses-02" in stages
+    # the segmenter ran once per session: the paired pass reused ses-02's first pass
+    assert segmenter_windows.count(DEFAULT_MODEL) == 2, segmenter_windows
     assert result.timepoints[1].transform is not None
     # passes: ses-01 with itself, ses-02 without (before registration), ses-02 with it
     ratios = [round(d / max(m, 1e-6), 4) for m, d in spy.seen]
