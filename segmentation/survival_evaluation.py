@@ -147,6 +147,11 @@ def _covers(low: float | None, high: float | None, truth: float) -> bool:
     return low is not None and high is not None and low <= truth <= high
 
 
+def _coverage(covered: Sequence[bool]) -> dict[str, Any]:
+    return {"n": len(covered), "covered": int(sum(covered)),
+            "rate": (sum(covered) / len(covered)) if covered else None}
+
+
 def summarise(records: Sequence[Record]) -> dict[str, Any]:
     """The issue's numbers for one set of records (one resolution)."""
     grafted = [r for r in records if not r.control and r.truth_fraction is not None]
@@ -163,11 +168,11 @@ def summarise(records: Sequence[Record]) -> dict[str, Any]:
         "fraction_error_points": _stats(_point_errors((r.fraction, r.truth_relative) for r in later)),
         "fraction_error_vs_injected_points": _stats(_point_errors(
             (r.fraction, r.truth_fraction) for r in grafted)),
-        "fraction_ci_coverage": {"n": len(covered), "covered": int(sum(covered)),
-                                 "with_interval": int(with_interval),
-                                 "rate": (sum(covered) / len(covered)) if covered else None},
+        "fraction_ci_coverage": {**_coverage(covered), "with_interval": int(with_interval)},
         "graft_volume_error_percent": _stats(_relative_errors(
             (r.volume_mm3, r.truth_volume_mm3) for r in grafted)),
+        "graft_volume_ci_coverage": _coverage(
+            [_covers(*r.volume_ci_mm3, r.truth_volume_mm3) for r in grafted]),
         "fluorine_atoms_error_percent": _stats(_relative_errors(
             (r.fluorine_atoms, r.truth_fluorine_atoms) for r in records if r.label == "19f")),
         "iron_error_percent": _stats(_relative_errors(
@@ -214,6 +219,9 @@ def table(summaries: Mapping[str, Mapping[str, Any]]) -> str:
         f"{summaries[n]['fraction_ci_coverage']['covered']}/"
         f"{summaries[n]['fraction_ci_coverage']['n']} "
         f"({summaries[n]['fraction_ci_coverage']['with_interval']})" for n in names])
+    line("graft volume 95% CI covers truth", [
+        f"{summaries[n]['graft_volume_ci_coverage']['covered']}/"
+        f"{summaries[n]['graft_volume_ci_coverage']['n']}" for n in names])
     for key in ("graft_volume_error_percent", "fluorine_atoms_error_percent", "iron_error_percent"):
         stat(key)
     for key in ("controls_no_graft", "overgrowth_flagged", "lingering_iron_not_counted"):

@@ -34,7 +34,8 @@ def test_errors_coverage_and_lingering_iron_against_hand_computed_values():
     table = [_row("ses-01", 0.0, None, None, None, None),
              _row("ses-02", 22.0, 1.0, 1.0, 1.0, 17.0, 850000, (800000, 900000)),
              # truth relative to the first scan: 0.5 and 0.25
-             _row("ses-03", 9.0, 0.47, 0.40, 0.55, 18.0, None),
+             {**_row("ses-03", 9.0, 0.47, 0.40, 0.55, 18.0, None),
+              "graft_volume_ci_low_mm3": 8.0, "graft_volume_ci_high_mm3": 12.0},
              _row("ses-04", 5.5, 0.35, 0.30, 0.40, 16.5, 825000, (700000, 950000))]
     records = compare(table, ["graft_growth"], "sub-001", TRUTH, PARTICIPANT)
     assert [r.session_id for r in records] == ["ses-02", "ses-03", "ses-04"]
@@ -46,6 +47,8 @@ def test_errors_coverage_and_lingering_iron_against_hand_computed_values():
     assert summary["fraction_error_vs_injected_points"]["median"] == pytest.approx(15.0)
     assert summary["fraction_ci_coverage"] == {"n": 2, "covered": 1, "with_interval": 2,
                                                "rate": 0.5}
+    # only ses-03 has a volume interval (8-12 mm3 around the true 10): 1 of 3
+    assert summary["graft_volume_ci_coverage"] == {"n": 3, "covered": 1, "rate": 1 / 3}
     # a decaying graft with a growth flag: a false tumour signal
     assert summary["growth_flag_without_growth"] == {"n": 1, "flagged": 1}
     # volumes 22/20, 9/10, 5.5/5 -> 10 % each
