@@ -29,7 +29,8 @@ first pass's segmenter output: ``segment(..., keep_fine_pass=True)`` keeps it on
 (``SegmentationResult.fine_pass``: the final box and the segmenter's model-grid
 probabilities per TTA pass) and ``segment(..., reuse=that)`` skips the locator, the box
 growth and the segmenter, running only the graft model, the post-processing and the
-assembly; the result equals a full second pass (the same arrays go in).
+assembly; the result equals a full second pass over the same box (the same arrays go in;
+a full pass may grow its box differently, the graft being part of the foreground it follows).
 
 Precision "auto": "fp16" autocast on CUDA; on the CPU "bf16" autocast where oneDNN
 runs bfloat16 natively (AVX512-BF16 / AMX: measured ~2.8x faster than fp32 per window

@@ -5,7 +5,8 @@ from __future__ import annotations
 import importlib
 
 BENCHMARKS = ("load_dicom", "load_nifti", "resample", "registration", "inference",
-              "wide_views", "survival_accuracy", "phantom", "repeatability", "batch_throughput")
+              "wide_views", "pairing", "survival_accuracy", "phantom", "repeatability",
+              "batch_throughput")
 
 
 def main() -> int:
