@@ -63,7 +63,7 @@ def test_a_pickled_job_carries_options_not_models(monkeypatch):
 def test_the_job_loads_the_graft_model_its_options_name():
     names = []
     cache = batch_models.ModelCache()
-    cache.get = lambda name, device: names.append(name) or name
+    cache.get = lambda name, device, models_dir=None: names.append(name) or name
     assert cache.pipeline_models(PipelineOptions(device="cpu", graft="some-graft")) == (
         DEFAULT_MODEL, DEFAULT_LOCATOR, "some-graft")
     assert cache.pipeline_models(PipelineOptions(device="cpu", graft="none")) == (
