@@ -61,12 +61,8 @@ def add_models_dir_option(parser) -> None:
 def pipeline_models(args):
     """The subject analysis's models from ``--models-dir`` (loaded once, on ``--device``), or
     None for the shipped ones (``analyze_subject`` loads those itself)."""
-    if args.models_dir is None:
-        return None
-    from segmentation.device import resolve_device
-    from segmentation.pipeline import load_pipeline_models
-    return load_pipeline_models(resolve_device(args.device), args.model, graft=args.graft,
-                                models_dir=args.models_dir)
+    from segmentation.pipeline import folder_models
+    return folder_models(args.device, args.model, args.graft, args.models_dir)
 
 
 def configure_logging(verbose: bool = False) -> None:

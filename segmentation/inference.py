@@ -310,9 +310,9 @@ def _follow_cord(image_ras: Volume, box: CordBox, config: LocatorConfig, segment
     return box, found, config.max_box_growth
 
 
-def _no_cord(ctx: _Context, probs: np.ndarray, reason: str,
-             timings: dict[str, float]) -> SegmentationResult:
+def _no_cord(ctx: _Context, reason: str, timings: dict[str, float]) -> SegmentationResult:
     log.info("%s", reason)
+    probs = _background(ctx.image_ras.spatial_shape, ctx.model.card.n_labels)
     return _result(ctx, probs, None, found=False, reason=reason, box=None, timings=timings,
                    report=None)
 
@@ -420,10 +420,9 @@ def segment(volume: Volume, model: str | LoadedModel = DEFAULT_MODEL,
     where = locate_cord(image_ras, coarse, locator_config, precision=ctx.precision,
                         batch_size=batch_size)
     timings["locate"] = time.perf_counter() - start
-    probs = _background(image_ras.spatial_shape, fine.card.n_labels)
     box, reason = _box_to_segment(where, image_ras, locator_config)
     if box is None:
-        return _no_cord(ctx, probs, reason, timings)
+        return _no_cord(ctx, reason, timings)
     box, (box_probs, box_samples, report, own), grown = _follow_cord(
         image_ras, box, locator_config,
         lambda b: _segment_box(ctx, b, tta, batch_size, overlap, postprocess, timings))
@@ -432,7 +431,7 @@ def segment(volume: Volume, model: str | LoadedModel = DEFAULT_MODEL,
     rejected = _implausible_cord(box_probs, box, image_ras, locator_config,
                                  where.cord_region_mm3 if where.cord_found else None, reason)
     if rejected:
-        return _no_cord(ctx, probs, rejected, timings)
+        return _no_cord(ctx, rejected, timings)
     kept = (FinePass(box, own, tta, reason, image_ras.spatial_shape, fine.card.name)
             if keep_fine_pass else None)
     return _assembled(ctx, box, (box_probs, box_samples, report), reason, timings, kept)

@@ -268,6 +268,17 @@ def load_pipeline_models(device, model: str | None = None, load=None,
     return tuple(load(name, device) for name in names)
 
 
+def folder_models(device: str, model: str | None, graft: str | None,
+                  models_dir: Path | None) -> tuple | None:
+    """The pipeline's models loaded from ``models_dir`` on ``device`` ("auto" resolved), or
+    None without a folder (``analyze_subject`` then loads the shipped ones itself)."""
+    if models_dir is None:
+        return None
+    from segmentation.device import resolve_device
+    return load_pipeline_models(resolve_device(device), model, graft=graft,
+                                models_dir=models_dir)
+
+
 def interval_calibrations(models) -> dict:
     """The graft-volume interval calibrations (by resolution class) the segmenter's card holds
     for the graft model in use (``segmentation.interval_calibration``)."""
@@ -494,10 +505,8 @@ def run_subject(entry, out_dir: Path, options: PipelineOptions, models=None,
     _report(on_stage, "reading the study")
     subject = discover_subject(entry.path, transplant_date=date)
     config = config_for(subject, entry.injected_cells, entry.label)
-    if models is None and options.models_dir is not None:
-        from segmentation.device import resolve_device
-        models = load_pipeline_models(resolve_device(options.device), options.model,
-                                      graft=options.graft, models_dir=options.models_dir)
+    models = models or folder_models(options.device, options.model, options.graft,
+                                     options.models_dir)
     result = analyze_subject(subject, config, device=options.device, model=options.model,
                              tta=options.tta, subject_id=entry.subject_id, models=models,
                              on_stage=on_stage, graft=options.graft)
