@@ -44,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--resolutions", default="research,clinical",
                         help="comma-separated: research, clinical")
     parser.add_argument("--work", type=Path, default=None,
-                        help="where the phantom studies and outputs go (default: a temp folder)")
+                        help="where the phantom studies go, each with the analysis outputs under "
+                             "derivatives/graftwatch (default: a temp folder)")
     parser.add_argument("--device", default="auto")
     add_model_options(parser)
     add_models_dir_option(parser)
@@ -103,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     print(table(summaries))
     for failure in failures:
         print(f"FAILED {failure['resolution']} {failure['subject_id']}: {failure['error']}")
-    print(f"{seconds:.0f} s; phantoms and outputs in {work}; results: {args.out}")
+    print(f"{seconds:.0f} s; phantoms in {work}/<resolution>, analysis outputs in "
+          f"{work}/<resolution>/derivatives/graftwatch; results: {args.out}")
     if args.write_calibration:
         _write_calibration(records, args)
     return 0
@@ -139,6 +141,7 @@ def _evaluate(study: Path, resolution: str, args):
     from imaging.errors import GraftwatchError
     from imaging.study import discover_subject
     from segmentation.pipeline import analyze_subject, config_for
+    from segmentation.subject_outputs import write_subject_outputs
     from segmentation.survival_evaluation import compare, truth_of, write_cohort
     write_cohort(study, args.subjects, args.seed, resolution, args.sessions)
     from scripts.cli import pipeline_models
@@ -152,6 +155,8 @@ def _evaluate(study: Path, resolution: str, args):
                 args.no_calibration or args.write_calibration))
             result = analyze_subject(subject, config, device=args.device,
                                      model=args.model, graft=args.graft, models=models)
+            write_subject_outputs(result, study / "derivatives" / "graftwatch",
+                                  include_report=False)
         except GraftwatchError as exc:
             failures.append({"resolution": resolution, "subject_id": folder.name,
                              "error": str(exc)})

@@ -37,7 +37,11 @@ def _from_truth(subject, config, device="auto", model=None, graft=None, models=N
 
 def test_command_compares_with_the_truth_and_writes_the_summary(tmp_path, monkeypatch, capsys):
     import segmentation.pipeline
+    import segmentation.subject_outputs
     monkeypatch.setattr(segmentation.pipeline, "analyze_subject", _from_truth)
+    written = []
+    monkeypatch.setattr(segmentation.subject_outputs, "write_subject_outputs",
+                        lambda result, out_dir, include_report: written.append(out_dir))
     out = tmp_path / "eval.json"
     code = cli_main(["evaluate-survival", "--subjects", "1", "--sessions", "3", "--resolutions",
                      "clinical", "--out", str(out), "--work", str(tmp_path / "work")])
@@ -51,6 +55,8 @@ def test_command_compares_with_the_truth_and_writes_the_summary(tmp_path, monkey
     assert summary["fraction_ci_coverage"]["rate"] == 1.0
     assert len(saved["records"]["clinical"]) == 2 and saved["failures"] == []
     assert (tmp_path / "work" / "clinical" / "sub-001" / "sub-001_sessions.tsv").exists()
+    assert written == [tmp_path / "work" / "clinical" / "derivatives" / "graftwatch"]
+    assert "derivatives/graftwatch" in printed
 
 
 def test_training_seeds_and_bad_resolutions_are_refused(tmp_path):
