@@ -15,7 +15,9 @@ case's own input grid, then refined, cropped and normalised exactly like the ima
 graft model with a baseline channel sees it; ``build_seg_case(prior=...)``).
 
 Real scans annotate the cord only (``annotation == "cord"``): the loss then supervises
-the cord-region marginal and nothing else. Cases are cached as .npz files (float16 image,
+the cord-region marginal and nothing else. A real scan of a cord without a lesion
+(``RealScan.healthy``) is "healthy" for the segmenter: its mask is the cord label and the
+lesion and graft labels are known to be absent, so every label is supervised. Cases are cached as .npz files (float16 image,
 uint8 targets) keyed by their source, so a resumed run does not rebuild them.
 """
 
@@ -64,6 +66,7 @@ class RealScan:
     image: str
     cord_mask: str
     contrast: str
+    healthy: bool = False     # no lesion and no graft in this cord: lesion 0 is the truth
 
 
 def soft_targets_from_fractions(cord: np.ndarray, lesion: np.ndarray, graft: np.ndarray) -> np.ndarray:

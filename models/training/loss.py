@@ -5,6 +5,9 @@
 * ``cord`` samples (real scans, cord mask only): only the marginal P(cord region) =
   sum of P(labels 1..K-1) is supervised against the mask, with binary cross-entropy and
   soft Dice; how the network splits the region into cord, lesion and graft is left free.
+* ``healthy`` samples (real scans of cords without a lesion): the mask is the cord label
+  and lesion and graft are 0, so they take the ``full`` loss (left free, the segmenter
+  labelled the bright gray matter of real T2*w cords as lesion).
 
 ``graft_loss`` (the binary graft model) applies the ``full`` loss to (background, graft)
 for every sample.
@@ -32,7 +35,7 @@ from imaging.errors import ModelError
 
 SMOOTH = 1.0
 VOLUME_SMOOTH = 20.0     # voxels of the model grid
-ANNOTATIONS = ("full", "cord")
+ANNOTATIONS = ("full", "cord", "healthy")
 
 
 def soft_dice(probability: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -100,7 +103,7 @@ def masked_loss(logits: torch.Tensor, target: torch.Tensor, annotations: Sequenc
     losses = []
     graft_weight = volume_weight if logits.shape[1] > 3 else 0.0   # the last label is a graft
     for sample_logits, sample_target, annotation in zip(logits.float(), target.float(), annotations):
-        if annotation == "full":
+        if annotation in ("full", "healthy"):
             losses.append(_full_loss(sample_logits, sample_target, graft_weight))
         elif annotation == "cord":
             losses.append(_cord_loss(sample_logits, sample_target))

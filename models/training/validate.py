@@ -123,6 +123,7 @@ def score_cases(network: nn.Module, cases: Sequence[TrainingCase], patch: Sequen
                 label_names: dict[int, str], device: torch.device) -> dict:
     """Dice per label (pooled and mean over cases with that label) on the input grid."""
     dice, volumes = _DiceTally(), _GraftVolumes()
+    healthy_region = healthy_lesion = 0
     for case in cases:
         probs = predict_probabilities(network, case.image.astype(np.float32), patch, device)
         fractions = case.target_fractions()
@@ -130,7 +131,10 @@ def score_cases(network: nn.Module, cases: Sequence[TrainingCase], patch: Sequen
         truth = _labels_on_input_grid(fractions, case.factors)
         if case.annotation == "full" and len(label_names) == 4:
             volumes.add(probs[3], fractions[3], int(np.prod(case.factors)))
-        if case.annotation == "cord" or len(label_names) == 2:
+        if case.annotation == "healthy":
+            healthy_region += int((predicted > 0).sum())
+            healthy_lesion += int((predicted >= 2).sum())
+        if case.annotation in ("cord", "healthy") or len(label_names) == 2:
             pairs = {"cord region": (predicted > 0, truth > 0)}
         else:
             pairs = {name: (predicted == k, truth == k) for k, name in label_names.items() if k > 0}
@@ -138,6 +142,9 @@ def score_cases(network: nn.Module, cases: Sequence[TrainingCase], patch: Sequen
         for name, (p, t) in pairs.items():
             dice.add(name, p, t)
     result = dice.summary(len(cases))
+    if healthy_region:
+        # lesion or graft labels inside healthy real cords (their truth: none), pooled
+        result["healthy_lesion_share"] = round(healthy_lesion / healthy_region, 4)
     if volumes.errors or volumes.false:
         result["graft_volume"] = volumes.summary()
     return result

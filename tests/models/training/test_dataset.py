@@ -69,5 +69,6 @@ def test_real_scan_case_keeps_the_manual_cord_mask():
     import nibabel as nib
     mask = np.asarray(nib.load(str(root / scan.cord_mask)).dataobj) > 0.5
     coarse = block_average(case.target_fractions(), case.factors)
-    assert case.annotation == "cord" and case.factors == (2, 2, 2)
+    assert case.annotation == "healthy" and case.factors == (2, 2, 2)
     assert int((coarse[0] < 0.5).sum()) == int(mask.sum())
+    assert float(case.target_fractions()[2:].max()) == 0.0   # lesion and graft: known absent

@@ -33,6 +33,21 @@ def test_cord_annotation_supervises_only_the_region_marginal():
     assert masked_loss(as_graft, target, ["full"]) > a + 0.5
 
 
+def test_healthy_annotation_penalises_a_lesion_inside_a_real_cord():
+    target = torch.zeros(1, 4, 4, 4, 4)
+    target[:, 0, :2] = 1
+    target[:, 1, 2:] = 1          # a healthy real cord: the mask is cord, lesion 0 is known
+    as_cord = torch.zeros(1, 4, 4, 4, 4)
+    as_cord[:, 0, :2] = 10
+    as_cord[:, 1, 2:] = 10
+    as_lesion = as_cord.clone()
+    as_lesion[:, [1, 2]] = as_lesion[:, [2, 1]]   # same region, called lesion
+    cord_only = masked_loss(as_lesion, target, ["cord"])
+    healthy = masked_loss(as_lesion, target, ["healthy"])
+    assert float(masked_loss(as_cord, target, ["healthy"])) < 0.05
+    assert float(cord_only) < 0.05 < 1.0 < float(healthy)
+
+
 def test_soft_dice_of_empty_label_is_one_and_mismatch_is_refused():
     empty = torch.zeros(1, 3, 3, 3)
     assert float(soft_dice(empty, empty)[0]) == pytest.approx(1.0)

@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -14,6 +16,15 @@ def test_held_out_real_scans_are_never_trained_on():
     trained = {s.image for s in REAL_TRAIN}
     assert not trained & {s.image for s in REAL_HOLDOUT}
     assert all("gm-challenge" in s.image for s in REAL_HOLDOUT)
+
+
+def test_healthy_real_cords_supervise_every_label_of_the_segmenter_only():
+    from models.training.sources import real_annotation
+    scan = REAL_HOLDOUT[0]
+    assert scan.healthy and all(s.healthy for s in REAL_TRAIN)
+    assert real_annotation(scan, SEG_CARD) == "healthy"
+    assert real_annotation(scan, LOCATOR_CARD) == "cord"
+    assert real_annotation(replace(scan, healthy=False), SEG_CARD) == "cord"
 
 
 def test_phantom_cases_keep_the_graft_volume_exactly(tmp_path):
