@@ -7,7 +7,9 @@ Datasets:
   control; labels alternate label-free / SPIO; each session's T2w (and T2*w when
   simulated) is scored against the simulator's truth on the T2w grid.
 - real: the public scans the card says were held out (gm-challenge run-1 T2*w with
-  manual cord masks), scored on the cord only.
+  manual cord masks), scored on the cord; those of cords without a lesion
+  (``RealScan.healthy``, all of them) also report how much of the cord region the model
+  calls lesion or graft (``healthy_lesion``: its truth is none).
 
 A graft model that takes the baseline (``ModelCard.takes_baseline``) sees each phantom
 session's baseline as the pipeline gives it: the baseline scan itself at the baseline,
@@ -220,8 +222,10 @@ def real_cases(card_training: Mapping[str, Any]) -> Iterator[EvalCase]:
         image, region = real_scan_pair(scan, SHARED_DATA)
         image = image.with_meta(contrast=scan.contrast)
         truth = (region > 0).astype(np.uint8)
-        yield EvalCase(scan.image, "real", image, truth,
-                       {"cord": float(truth.sum()) * image.voxel_volume_mm3}, ("cord",))
+        true_mm3 = {"cord": float(truth.sum()) * image.voxel_volume_mm3}
+        if scan.healthy:
+            true_mm3.update(lesion=0.0, graft=0.0)
+        yield EvalCase(scan.image, "real", image, truth, true_mm3, tuple(true_mm3))
 
 
 def check_unseen_seeds(card_training: Mapping[str, Any], seeds: Sequence[int]) -> None:
@@ -267,6 +271,21 @@ def false_graft(cases: Sequence[CaseScore], method: str) -> dict[str, Any]:
             "control_rate": control_hits / len(controls) if controls else None}
 
 
+def healthy_lesion(cases: Sequence[CaseScore], method: str) -> dict[str, Any]:
+    """Real scans of cords without a lesion: the share of the predicted cord region (mm3,
+    partial volume) that is lesion or graft, median and worst over the scans."""
+    shares = []
+    for c in cases:
+        if c.dataset != "real" or c.method != method or "lesion" not in c.scores:
+            continue
+        region = c.scores["cord"].predicted_mm3
+        lesion = c.scores["lesion"].predicted_mm3 + c.scores["graft"].predicted_mm3
+        shares.append(100.0 * lesion / region if region > 0 else 0.0)
+    return {"method": method, "scans": len(shares),
+            "lesion_share_percent_median": _median(shares),
+            "lesion_share_percent_worst": max(shares) if shares else None}
+
+
 def _finite(value: Any) -> Any:
     """JSON has no infinity: non-finite floats become null."""
     if isinstance(value, float) and not math.isfinite(value):
@@ -302,6 +321,7 @@ class EvaluationReport:
     def to_dict(self) -> dict[str, Any]:
         return _finite({"settings": dict(self.settings), "summary": self.summary(),
                         "false_graft": [false_graft(self.cases, m) for m in self.methods],
+                        "healthy_lesion": [healthy_lesion(self.cases, m) for m in self.methods],
                         "cases": [c.to_dict() for c in self.cases]})
 
     def table(self) -> str:
@@ -309,6 +329,8 @@ class EvaluationReport:
                 f"{'HD95 mm':>8} {'n vol':>5} {'|vol err| %':>11}")
         lines = [head, "-" * len(head)]
         for row in self.summary():
+            if row["n"] == 0 and row["n_volume"] == 0:
+                continue   # e.g. the lesion of a healthy real cord: reported below
             lines.append(f"{row['dataset']:<16} {row['label']:<7} {row['method']:<9} "
                          f"{row['n']:>3} {_cell(row['dice_median'], 3):>9} "
                          f"{_cell(row['hd95_mm_median'], 2):>8} {row['n_volume']:>5} "
@@ -317,6 +339,12 @@ class EvaluationReport:
             lines.append(f"false graft ({row['method']}): {row['with_false_graft']}/"
                          f"{row['graft_free_scans']} graft-free scans, "
                          f"{row['controls_with_false_graft']}/{row['control_scans']} controls")
+        for row in (healthy_lesion(self.cases, m) for m in self.methods):
+            if row["scans"]:
+                lines.append(f"lesion or graft in healthy real cords ({row['method']}): median "
+                             f"{row['lesion_share_percent_median']:.1f} % of the cord region, "
+                             f"worst {row['lesion_share_percent_worst']:.1f} % "
+                             f"({row['scans']} scans; truth 0)")
         return "\n".join(lines)
 
 

@@ -7,7 +7,8 @@ import pytest
 from imaging.errors import ModelError
 from imaging.volume import Volume
 from segmentation.evaluation import (CaseScore, EvalCase, EvaluationReport, LabelScore,
-                                     check_unseen_seeds, evaluate, false_graft, real_cases,
+                                     check_unseen_seeds, evaluate, false_graft, healthy_lesion,
+                                     real_cases,
                                      score_case, score_labels, summarise)
 
 
@@ -116,7 +117,27 @@ def test_real_held_out_scans_have_cord_truth():
     from tests.conftest import shared_path
     shared_path("gm-challenge-data")
     case = next(real_cases({}))
-    assert case.dataset == "real" and case.labels == ("cord",)
+    assert case.dataset == "real" and case.labels == ("cord", "lesion", "graft")
+    assert case.true_mm3["lesion"] == 0.0 == case.true_mm3["graft"]   # healthy volunteers
     assert case.image.meta["contrast"] == "T2starw"
     assert case.truth.shape == case.image.spatial_shape and case.truth.any()
     assert case.true_mm3["cord"] == pytest.approx(case.truth.sum() * case.image.voxel_volume_mm3)
+
+
+def _real_score(method: str, cord_mm3: float, lesion_mm3: float) -> CaseScore:
+    def label(predicted: float, true: float) -> LabelScore:
+        return LabelScore(true > 0, 0.0, math.inf, predicted, true, 0.0)
+    scores = {"cord": label(cord_mm3, cord_mm3), "lesion": label(lesion_mm3, 0.0),
+              "graft": label(0.0, 0.0)}
+    return CaseScore("r", "real", method, "T2starw", False, True, False, 0.1, scores)
+
+
+def test_lesion_in_healthy_real_cords_is_reported_as_a_share_of_the_cord_region():
+    cases = [_real_score("model", 1000.0, 300.0), _real_score("model", 1000.0, 100.0),
+             _real_score("model", 1000.0, 0.0), _real_score("baseline", 1000.0, 500.0)]
+    row = healthy_lesion(cases, "model")
+    assert row["scans"] == 3 and row["lesion_share_percent_median"] == pytest.approx(10.0)
+    assert row["lesion_share_percent_worst"] == pytest.approx(30.0)
+    table = EvaluationReport(tuple(cases), {}).table()
+    assert "lesion or graft in healthy real cords (model): median 10.0 %" in table
+    assert "real             lesion" not in table   # no lesion truth: no Dice row
