@@ -21,7 +21,7 @@ from models.training.augment import AugmentConfig
 
 # What this recipe trains next. The registry's defaults name the models that ship now; they
 # move to these names when weights trained by this recipe are installed.
-SEG_NAME = "graftwatch-seg-v3"   # v2 ships; v3: real healthy cords supervise every label
+SEG_NAME = "graftwatch-seg-v4"   # v3 ships (real healthy cords supervise every label)
 LOCATOR_NAME = "graftwatch-locator-v2"
 GRAFT_NAME = "graftwatch-graft-v6"   # v5 ships (baseline channel); v4: not shipped
 MODELS = ("seg", "locator", "graft")

@@ -68,4 +68,4 @@ def test_analyze_reads_the_models_from_models_dir(monkeypatch, tmp_path, capsys)
     assert main(["analyze", str(tmp_path / "sub-001"), "--out", str(tmp_path / "out"),
                  "--models-dir", str(empty), "--device", "cpu"]) == 1
     err = capsys.readouterr().err
-    assert "no model named 'graftwatch-seg-v2'" in err and str(empty) in err
+    assert "no model named 'graftwatch-seg-v3'" in err and str(empty) in err
