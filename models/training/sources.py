@@ -47,23 +47,23 @@ PHANTOM_HOLDOUT_BASE = 900000
 # seg-v2 labelled 30-60 % of the real T2*w and T1w cords as lesion (bright gray matter).
 REAL_TRAIN = (
     RealScan("sct_testing_data/t2/t2.nii.gz", "sct_testing_data/t2/t2_seg-manual.nii.gz", "T2w",
-             True),
+             healthy=True),
     RealScan("sct_testing_data/t1/t1w.nii.gz", "sct_testing_data/t1/t1w_seg-manual.nii.gz", "T1w",
-             True),
+             healthy=True),
     RealScan("sct_testing_data/t2s/t2s.nii.gz", "sct_testing_data/t2s/t2s_seg.nii.gz", "T2starw",
-             True),
+             healthy=True),
     RealScan("data-testing/sub-unf01/anat/sub-unf01_T2w.nii.gz",
              "data-testing/derivatives/labels/sub-unf01/anat/sub-unf01_T2w_seg-manual.nii.gz", "T2w",
-             True),
+             healthy=True),
     RealScan("data-testing/sub-unf01/anat/sub-unf01_T2star.nii.gz",
              "data-testing/derivatives/labels/sub-unf01/anat/sub-unf01_T2star_seg-manual.nii.gz",
-             "T2starw", True),
+             "T2starw", healthy=True),
     RealScan("data-testing/sub-unf01/anat/sub-unf01_T1w.nii.gz",
              "data-testing/derivatives/labels/sub-unf01/anat/sub-unf01_T1w_seg-manual.nii.gz", "T1w",
-             True),
+             healthy=True),
     RealScan("sct_tutorial_data/multi_subject/data/sub-05/anat/sub-05_acq-MTon_MTS.nii.gz",
              "sct_tutorial_data/multi_subject/data/sub-05/anat/sub-05_acq-MTon_MTS_seg.nii.gz", "MT",
-             True),
+             healthy=True),
 )
 NEGATIVE_TRAIN = (
     "dcm_qa/Ref/sag_asc_36sl_19.nii",
@@ -74,7 +74,7 @@ NEGATIVE_TRAIN = (
 REAL_HOLDOUT = tuple(
     RealScan(f"gm-challenge-data/{s}/anat/{s}_run-1_T2starw.nii.gz",
              f"gm-challenge-data/derivatives/labels/{s}/anat/{s}_run-1_T2starw_seg-manual.nii.gz",
-             "T2starw", True)
+             "T2starw", healthy=True)
     for s in ("sub-9418", "sub-9584", "sub-9709Ses1", "sub-9709Ses2"))
 
 
