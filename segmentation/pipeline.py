@@ -505,8 +505,8 @@ def run_subject(entry, out_dir: Path, options: PipelineOptions, models=None,
     _report(on_stage, "reading the study")
     subject = discover_subject(entry.path, transplant_date=date)
     config = config_for(subject, entry.injected_cells, entry.label)
-    models = models or folder_models(options.device, options.model, options.graft,
-                                     options.models_dir)
+    if models is None:
+        models = folder_models(options.device, options.model, options.graft, options.models_dir)
     result = analyze_subject(subject, config, device=options.device, model=options.model,
                              tta=options.tta, subject_id=entry.subject_id, models=models,
                              on_stage=on_stage, graft=options.graft)

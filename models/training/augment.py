@@ -17,6 +17,7 @@ import numpy as np
 from scipy import ndimage
 
 from models.input import block_average, refine
+from models.training.dataset import REAL_ANNOTATIONS
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,7 @@ def intensity(image: np.ndarray, rng: np.random.Generator, config: AugmentConfig
         out = thick_slices(out, rng)
     if config.bias_strength > 0:
         out = out * bias_field(out.shape, rng, config.bias_strength)
-    if annotation in ("cord", "healthy") and rng.random() < config.remap_probability:
+    if annotation in REAL_ANNOTATIONS and rng.random() < config.remap_probability:
         out = remap_intensity(out, rng)
     if rng.random() < config.contrast_probability:
         gamma = rng.uniform(*config.gamma_range)

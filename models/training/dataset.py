@@ -17,8 +17,9 @@ graft model with a baseline channel sees it; ``build_seg_case(prior=...)``).
 Real scans annotate the cord only (``annotation == "cord"``): the loss then supervises
 the cord-region marginal and nothing else. A real scan of a cord without a lesion
 (``RealScan.healthy``) is "healthy" for the segmenter: its mask is the cord label and the
-lesion and graft labels are known to be absent, so every label is supervised. Cases are cached as .npz files (float16 image,
-uint8 targets) keyed by their source, so a resumed run does not rebuild them.
+lesion and graft labels are known to be absent, so every label is supervised. Cases are
+cached as .npz files (float16 image, uint8 targets) keyed by their source, so a resumed run
+does not rebuild them.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ log = logging.getLogger(__name__)
 BOX_MARGIN_MM = 15.0
 TARGET_SCALE = 255.0
 
+
+REAL_ANNOTATIONS = ("cord", "healthy")   # what a real scan's target annotates
 
 @dataclass(frozen=True)
 class TrainingCase:

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from models.input import block_average
-from models.training.dataset import TrainingCase
+from models.training.dataset import REAL_ANNOTATIONS, TrainingCase
 
 
 def _starts(size: int, patch: int) -> list[int]:
@@ -134,7 +134,7 @@ def score_cases(network: nn.Module, cases: Sequence[TrainingCase], patch: Sequen
         if case.annotation == "healthy":
             healthy_region += int((predicted > 0).sum())
             healthy_lesion += int((predicted >= 2).sum())
-        if case.annotation in ("cord", "healthy") or len(label_names) == 2:
+        if case.annotation in REAL_ANNOTATIONS or len(label_names) == 2:
             pairs = {"cord region": (predicted > 0, truth > 0)}
         else:
             pairs = {name: (predicted == k, truth == k) for k, name in label_names.items() if k > 0}
