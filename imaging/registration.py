@@ -50,6 +50,12 @@ class RegistrationSettings:
     level keeps a little smoothing (0.5 mm): without it, linear interpolation of a noisy
     moving image biases mutual information towards grid-aligned positions (0.2-0.4 mm
     errors between two 0.8 mm grids offset by a fraction of a voxel).
+    ``retry_residual_mm``: a residual above it means the search settled where a nudge does
+    not bring it back (an unstable point, not the optimum): the whole search runs again
+    with the learning rate halved, up to ``retries`` times, and the run with the smallest
+    residual is kept. (A research phantom session at cord SNR 10 ended rotated 44 degrees,
+    residual 5 mm, at learning rate 2 mm; at 1 or 0.5 mm it found the true 2.5 degrees,
+    residual 0.03 mm.)
     ``max_residual_mm``: raise RegistrationError when the residual exceeds it (None: report only).
     ``mask_dilation_mm`` 8: the metric sees the cord, the CSF and the edges of the canal,
     which move with the cord; with 4 mm (cord and CSF only, a tube nearly uniform along its
@@ -72,6 +78,8 @@ class RegistrationSettings:
     check_residual: bool = True
     perturbation_mm: float = 1.0
     perturbation_deg: float = 1.0
+    retry_residual_mm: float = 0.5
+    retries: int = 2
     max_residual_mm: float | None = None
 
     def __post_init__(self) -> None:
@@ -81,6 +89,8 @@ class RegistrationSettings:
                 f"{self.smoothing_sigmas_mm}: expected one smoothing per level, at least one level")
         if not 0 < self.sampling_fraction <= 1:
             raise RegistrationError(f"sampling_fraction={self.sampling_fraction}; expected (0, 1]")
+        if self.retries < 0:
+            raise RegistrationError(f"retries={self.retries}; expected 0 or more")
 
 
 @dataclass(frozen=True)
@@ -267,6 +277,43 @@ def _residual_mm(problem: _Problem, found: RigidTransform, settings: Registratio
     return float(again.displacement_mm(problem.cord_points_ras, found).mean())
 
 
+def _search(problem: _Problem, settings: RegistrationSettings,
+            seed: int | None) -> RigidTransform:
+    """One multi-resolution search from the centred start, with its residual (NaN unchecked)."""
+    start = RigidTransform.from_parameters([0, 0, 0], problem.initial_shift_mm)
+    found, iterations = _run(problem, start, settings, settings.shrink_factors,
+                             settings.smoothing_sigmas_mm, seed)
+    residual = _residual_mm(problem, found, settings, seed) if settings.check_residual else math.nan
+    return replace(found, residual_mm=residual, iterations=iterations)
+
+
+def _search_with_retries(problem: _Problem, settings: RegistrationSettings,
+                         seed: int | None) -> RigidTransform:
+    """``_search``, again at half the learning rate while the residual stays above
+    ``settings.retry_residual_mm`` or SimpleITK fails (the search left the images), up to
+    ``settings.retries`` times; the run with the smallest residual."""
+    found, failure = None, None
+    for attempt in range(settings.retries + 1):
+        rate = settings.learning_rate_mm / 2 ** attempt
+        if attempt:
+            log.info("rigid registration: %s; searching again at learning rate %.2f mm",
+                     failure if found is None else
+                     f"residual {found.residual_mm:.3f} mm > {settings.retry_residual_mm:g} mm "
+                     f"(rotation {found.rotation_deg:.2f} deg)", rate)
+        try:
+            candidate = _search(problem, replace(settings, learning_rate_mm=rate), seed)
+        except RegistrationError as exc:
+            failure = exc
+            continue
+        if found is None or candidate.residual_mm < found.residual_mm:
+            found = candidate
+        if not found.residual_mm > settings.retry_residual_mm:   # passed, or NaN (unchecked)
+            break
+    if found is None:
+        raise failure
+    return found
+
+
 def register_rigid(fixed: Volume, moving: Volume, fixed_mask: LabelVolume | None = None,
                    moving_mask: LabelVolume | None = None,
                    settings: RegistrationSettings = RegistrationSettings(),
@@ -288,14 +335,12 @@ def register_rigid(fixed: Volume, moving: Volume, fixed_mask: LabelVolume | None
                 "pass rng=numpy.random.default_rng(seed), or use sampling_fraction=1")
         seed = int(rng.integers(1, 2**31 - 1))
     problem = _prepare(fixed, moving, fixed_mask, moving_mask, settings)
-    start = RigidTransform.from_parameters([0, 0, 0], problem.initial_shift_mm)
-    found, iterations = _run(problem, start, settings, settings.shrink_factors,
-                             settings.smoothing_sigmas_mm, seed)
-    residual = _residual_mm(problem, found, settings, seed) if settings.check_residual else math.nan
+    found = _search_with_retries(problem, settings, seed)
     motion = float(found.displacement_mm(problem.cord_points_ras).mean())
-    result = replace(found, residual_mm=residual, motion_mm=motion, iterations=iterations)
+    result = replace(found, motion_mm=motion)
+    residual = result.residual_mm
     log.info("rigid registration: motion %.2f mm, rotation %.2f deg, residual %.3f mm, "
-             "%d iterations (%s)", motion, result.rotation_deg, residual, iterations,
+             "%d iterations (%s)", motion, result.rotation_deg, residual, result.iterations,
              result.stop_condition)
     if settings.max_residual_mm is not None and not residual <= settings.max_residual_mm:
         raise RegistrationError(

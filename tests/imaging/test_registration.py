@@ -187,6 +187,23 @@ def test_large_offset_is_found_from_the_moving_cord_mask(session):
     assert found.displacement_mm(cord, truth).mean() < 0.5
 
 
+def test_a_search_that_runs_away_is_repeated_more_carefully(session, caplog):
+    """A learning rate of 32 mm sends the first search out of the images (SimpleITK fails or
+    the residual is large); the retries at 16, 8, 4 mm find the motion."""
+    neck, fixed, mask = session
+    truth = _random_motion(np.random.default_rng(5))
+    moving = sample_session(neck, fixed.affine, FIXED_SHAPE, truth, np.random.default_rng(6))
+    cord = fixed.world_coordinates(np.argwhere(mask.array > 0))
+    with caplog.at_level("INFO", logger="imaging.registration"):
+        found = register_rigid(fixed, moving, mask,
+                               settings=RegistrationSettings(learning_rate_mm=32.0, retries=3))
+    assert "searching again at learning rate 16.00 mm" in caplog.text
+    assert found.displacement_mm(cord, truth).mean() < 0.5
+    assert found.residual_mm < 0.5
+    with pytest.raises(RegistrationError, match="retries=-1"):
+        RegistrationSettings(retries=-1)
+
+
 def test_bad_registration_input_raises(session):
     _, fixed, mask = session
     with pytest.raises(RegistrationError, match="fixed_mask .* is empty"):
