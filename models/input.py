@@ -46,19 +46,30 @@ def image_for_model(volume: Volume) -> Volume:
     return Volume(rms, volume.affine, {**volume.meta, "echo_combination": "rms"})
 
 
-def normalise_for_model(array: np.ndarray, card: ModelCard | str = "percentile") -> np.ndarray:
-    """float32 array with the 0.5/99.5 percentiles at 0/1, clipped to [-1, 2]; scale invariant."""
+def normalise_for_model(array: np.ndarray, card: ModelCard | str = "percentile",
+                        value_range: tuple[float, float] | None = None) -> np.ndarray:
+    """float32 array with the 0.5/99.5 percentiles at 0/1, clipped to [-1, 2]; scale invariant.
+
+    ``value_range``: the (0.5, 99.5) percentiles of another array to use instead of this
+    one's (``percentile_range``), e.g. a box's statistics applied to the whole volume."""
     name = card if isinstance(card, str) else card.normalisation
     if name not in NORMALISATIONS:
         raise ModelError(f"normalisation {name!r} is unknown; expected one of {NORMALISATIONS}")
+    data = np.asarray(array, dtype=np.float64)
+    low, high = percentile_range(data) if value_range is None else value_range
+    if high - low <= 0:
+        return np.zeros(data.shape, dtype=np.float32)
+    return np.clip((data - low) / (high - low), *CLIP_RANGE).astype(np.float32)
+
+
+def percentile_range(array: np.ndarray) -> tuple[float, float]:
+    """The (0.5, 99.5) percentiles that ``normalise_for_model`` maps to 0 and 1."""
     data = np.asarray(array, dtype=np.float64)
     if data.size == 0 or not np.all(np.isfinite(data)):
         raise InvalidVolumeError(f"cannot normalise an array of shape {data.shape} with "
                                  "non-finite or no values; load with nonfinite='zero'")
     low, high = np.percentile(data, PERCENTILES)
-    if high - low <= 0:
-        return np.zeros(data.shape, dtype=np.float32)
-    return np.clip((data - low) / (high - low), *CLIP_RANGE).astype(np.float32)
+    return float(low), float(high)
 
 
 def _ras_geometry(volume: Volume) -> tuple[tuple[int, int, int], np.ndarray]:

@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from imaging.errors import ModelError
+from imaging.errors import InvalidVolumeError, ModelError
 from imaging.volume import LabelVolume, Volume
 from models.input import (block_average, image_for_model, locator_grid, model_grid,
-                          normalise_for_model, refine, to_model_grid)
+                          normalise_for_model, percentile_range, refine, to_model_grid)
 
 OBLIQUE_FREE_AFFINE = np.array([[0, 0, -3.0, 10], [-0.5, 0, 0, 20], [0, 0.7, 0, -5], [0, 0, 0, 1]])
 
@@ -17,6 +17,19 @@ def test_normalise_is_invariant_to_scanner_scaling(rng):
     np.testing.assert_allclose(a, b, atol=1e-6)
     assert np.percentile(a, 0.5) == pytest.approx(0.0, abs=1e-6)
     assert np.percentile(a, 99.5) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_normalise_with_another_arrays_range_maps_that_range_to_0_1(rng):
+    image = rng.gamma(2.0, 50.0, size=(20, 21, 22))
+    box = image[5:12, 5:12, 5:12]
+    low, high = percentile_range(box)
+    out = normalise_for_model(image, value_range=(low, high))
+    np.testing.assert_allclose(normalise_for_model(image, value_range=percentile_range(image)),
+                               normalise_for_model(image), atol=1e-6)
+    inside = (image >= low) & (image <= high)
+    np.testing.assert_allclose(out[inside], ((image[inside] - low) / (high - low)), atol=1e-5)
+    with pytest.raises(InvalidVolumeError, match="non-finite"):
+        percentile_range(np.array([1.0, np.nan]))
 
 
 def test_normalise_rejects_unknown_scheme_and_constant_is_zero():
