@@ -23,7 +23,7 @@ from models.training.augment import AugmentConfig
 # move to these names when weights trained by this recipe are installed.
 SEG_NAME = "graftwatch-seg-v4"   # v3 ships (real healthy cords supervise every label)
 LOCATOR_NAME = "graftwatch-locator-v2"
-GRAFT_NAME = "graftwatch-graft-v6"   # v5 ships (baseline channel); v4: not shipped
+GRAFT_NAME = "graftwatch-graft-v7"   # v5 ships (baseline channel); v4, v6 (80 subjects): not shipped
 MODELS = ("seg", "locator", "graft")
 
 # Sampling defaults that differ per model (TrainConfig's own defaults are the segmenter's).
@@ -96,7 +96,9 @@ SEG_SPACING_MM = (0.6, 0.6, 0.6)
 _CARDS = {
     "seg": (SEG_NAME, "segment", SEG_SPACING_MM, (48, 48, 64), SEGMENT_LABELS, (16, 32, 64, 96)),
     "locator": (LOCATOR_NAME, "locate", (2.0, 2.0, 2.0), (64, 64, 64), LOCATE_LABELS, (8, 16, 32)),
-    "graft": (GRAFT_NAME, "graft", SEG_SPACING_MM, (32, 32, 32), GRAFT_LABELS, (16, 32, 64)),
+    # v7: a fourth level (the 32^3 patch down to 4^3): twice the context to tell a graft from
+    # the edema around it, and more capacity (v5 underfits its own training subjects)
+    "graft": (GRAFT_NAME, "graft", SEG_SPACING_MM, (32, 32, 32), GRAFT_LABELS, (16, 32, 64, 128)),
 }
 
 
