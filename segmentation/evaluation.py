@@ -336,6 +336,8 @@ class EvaluationReport:
                          f"{_cell(row['hd95_mm_median'], 2):>8} {row['n_volume']:>5} "
                          f"{_cell(row['abs_volume_error_percent_median'], 1):>11}")
         for row in (false_graft(self.cases, m) for m in self.methods):
+            if not row["graft_free_scans"]:
+                continue   # no phantoms (a real-scans-only run): nothing to count
             lines.append(f"false graft ({row['method']}): {row['with_false_graft']}/"
                          f"{row['graft_free_scans']} graft-free scans, "
                          f"{row['controls_with_false_graft']}/{row['control_scans']} controls")

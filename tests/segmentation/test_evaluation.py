@@ -76,11 +76,20 @@ def test_summary_skips_absent_labels_and_undefined_distances():
 
 
 def test_report_json_has_no_infinity_and_the_table_lists_both_methods():
-    report = EvaluationReport((fake_score("model"), fake_score("baseline")), {"seed": 1})
+    report = EvaluationReport((fake_score("model"), fake_score("baseline"),
+                               fake_score("model", graft_free=True, any_graft=True)), {"seed": 1})
     text = json.dumps(report.to_dict(), allow_nan=False)
     assert '"hd95_mm": null' in text
     table = report.table()
-    assert "model" in table and "baseline" in table and "false graft" in table
+    assert "model" in table and "baseline" in table
+    assert "false graft (model): 1/1 graft-free scans" in table
+    assert "false graft (baseline)" not in table      # it saw no graft-free scan
+
+
+def test_a_real_scans_only_table_has_no_false_graft_line():
+    report = EvaluationReport((fake_score("model", dataset="real"),
+                               fake_score("baseline", dataset="real")), {"seed": 1})
+    assert "false graft" not in report.table()
 
 
 def test_training_seeds_are_refused():
