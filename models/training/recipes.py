@@ -23,7 +23,7 @@ from models.training.augment import AugmentConfig
 # move to these names when weights trained by this recipe are installed.
 SEG_NAME = "graftwatch-seg-v4"   # v3 ships (real healthy cords supervise every label)
 LOCATOR_NAME = "graftwatch-locator-v2"
-GRAFT_NAME = "graftwatch-graft-v7"   # v5 ships (baseline channel); v4, v6 (80 subjects): not shipped
+GRAFT_NAME = "graftwatch-graft-v8"   # v7 ships (4 levels), v5 (baseline channel); v4, v6: not shipped
 MODELS = ("seg", "locator", "graft")
 
 # Sampling defaults that differ per model (TrainConfig's own defaults are the segmenter's).
