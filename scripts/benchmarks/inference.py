@@ -1,6 +1,7 @@
 """Inference speed on a 64x320x320 T2w volume, 2 CPU threads: segment() vs stock MONAI.
 
-    python -m scripts.benchmarks.inference [--repeats 3] [--skip-monai] [--seed 20000]
+    python -m scripts.benchmarks.inference [--repeats 3] [--skip-monai] [--seed 20001]
+        [--model NAME --models-dir DIR]
 
 The volume is a phantom session simulated at that size (sagittal, 64 slices of 1 mm,
 320 x 320 at 0.8 mm; seed never used in training), so the truth is known. In the same
@@ -73,20 +74,22 @@ def peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
 
 
-def _segment_once_rss(path: str, precision: str, threads: int) -> tuple[bool, float]:
+def _segment_once_rss(path: str, precision: str, threads: int, model: str,
+                      models_dir: Path | None) -> tuple[bool, float]:
     """In a fresh process: load models and volume, segment once; (cord found, peak RSS GB)."""
     torch.set_num_threads(threads)
     from imaging.io import load
-    from models.registry import DEFAULT_LOCATOR, DEFAULT_MODEL, load_model
+    from models.registry import DEFAULT_LOCATOR, load_model
     from segmentation.inference import segment
     cpu = torch.device("cpu")
     volume = load(path).with_meta(contrast="T2w")
-    result = segment(volume, load_model(DEFAULT_MODEL, cpu), locator=load_model(DEFAULT_LOCATOR, cpu),
-                     precision=precision)
+    result = segment(volume, load_model(model, cpu, models_dir),
+                     locator=load_model(DEFAULT_LOCATOR, cpu, models_dir), precision=precision)
     return result.cord_found, peak_rss_gb()
 
 
-def fresh_process_rss(volume, precisions, threads: int) -> dict[str, float]:
+def fresh_process_rss(volume, precisions, threads: int, model: str,
+                      models_dir: Path | None = None) -> dict[str, float]:
     """Peak RSS (GB) of a new process segmenting ``volume`` from a NIfTI file, per precision."""
     from imaging.io import save
     rss = {}
@@ -95,7 +98,8 @@ def fresh_process_rss(volume, precisions, threads: int) -> dict[str, float]:
         save(volume, path)
         for precision in precisions:
             with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-                _, rss[precision] = pool.submit(_segment_once_rss, path, precision, threads).result()
+                _, rss[precision] = pool.submit(_segment_once_rss, path, precision, threads, model,
+                                              models_dir).result()
     return rss
 
 
@@ -166,11 +170,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=20_001)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--skip-monai", action="store_true")
+    parser.add_argument("--model", default=None, help="segmenter (default: the shipped one)")
+    parser.add_argument("--models-dir", type=Path, default=None,
+                        help="read the segmenter and the locator from this folder of installed "
+                        "models (default: the shipped weights)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     from models.registry import DEFAULT_LOCATOR, DEFAULT_MODEL, load_model
     cpu = torch.device("cpu")
-    model, locator = load_model(DEFAULT_MODEL, cpu), load_model(DEFAULT_LOCATOR, cpu)
+    model = load_model(args.model or DEFAULT_MODEL, cpu, args.models_dir)
+    locator = load_model(DEFAULT_LOCATOR, cpu, args.models_dir)
     volume, truth = phantom_volume(args.seed)
     print(f"volume {SHAPE_NOTE}: {volume}; {args.threads} torch threads; model "
           f"{model.card.name} ({model.card.training.get('status', '?')}), locator "
@@ -188,7 +197,8 @@ def main(argv: list[str] | None = None) -> int:
                                     overlap=0.0)
     print(_row("segment() bf16, overlap 0", seconds,
                dices(result.labels.array, truth.array)))
-    rss = fresh_process_rss(volume, ("fp32", "bf16"), args.threads)
+    rss = fresh_process_rss(volume, ("fp32", "bf16"), args.threads, model.card.name,
+                            args.models_dir)
     agreement = dices(runs["bf16"][1].labels.array, runs["fp32"][1].labels.array)
     print(f"{'bf16 vs fp32 labels (Dice)':<34} {'':>8} "
           + " ".join(f"{agreement[k]:>7.3f}" for k in LABELS))
