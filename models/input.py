@@ -55,8 +55,8 @@ def normalise_for_model(array: np.ndarray, card: ModelCard | str = "percentile",
     name = card if isinstance(card, str) else card.normalisation
     if name not in NORMALISATIONS:
         raise ModelError(f"normalisation {name!r} is unknown; expected one of {NORMALISATIONS}")
-    data = np.asarray(array, dtype=np.float64)
-    low, high = percentile_range(data) if value_range is None else value_range
+    data = _finite(array)
+    low, high = np.percentile(data, PERCENTILES) if value_range is None else value_range
     if high - low <= 0:
         return np.zeros(data.shape, dtype=np.float32)
     return np.clip((data - low) / (high - low), *CLIP_RANGE).astype(np.float32)
@@ -64,12 +64,16 @@ def normalise_for_model(array: np.ndarray, card: ModelCard | str = "percentile",
 
 def percentile_range(array: np.ndarray) -> tuple[float, float]:
     """The (0.5, 99.5) percentiles that ``normalise_for_model`` maps to 0 and 1."""
+    low, high = np.percentile(_finite(array), PERCENTILES)
+    return float(low), float(high)
+
+
+def _finite(array: np.ndarray) -> np.ndarray:
     data = np.asarray(array, dtype=np.float64)
     if data.size == 0 or not np.all(np.isfinite(data)):
         raise InvalidVolumeError(f"cannot normalise an array of shape {data.shape} with "
                                  "non-finite or no values; load with nonfinite='zero'")
-    low, high = np.percentile(data, PERCENTILES)
-    return float(low), float(high)
+    return data
 
 
 def _ras_geometry(volume: Volume) -> tuple[tuple[int, int, int], np.ndarray]:

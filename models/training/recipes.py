@@ -94,9 +94,9 @@ SEG_SPACING_MM = (0.6, 0.6, 0.6)
 # name, task, spacing, patch, labels, channels per level. The graft model shares the
 # segmenter's spacing: it runs on the segmenter's own model-grid array.
 _CARDS = {
-    # v4 (trial): half the channels at full resolution, one level more (the 1 s goal: the
-    # 16-channel first level is most of v3's time); v3 was (16, 32, 64, 96)
-    "seg": (SEG_NAME, "segment", SEG_SPACING_MM, (48, 48, 64), SEGMENT_LABELS, (8, 16, 32, 64, 128)),
+    # the shipped v3's network; the seg-v4 speed trial (not shipped, models/README.md) was
+    # (8, 16, 32, 64, 128), trained at commit c206f98
+    "seg": (SEG_NAME, "segment", SEG_SPACING_MM, (48, 48, 64), SEGMENT_LABELS, (16, 32, 64, 96)),
     "locator": (LOCATOR_NAME, "locate", (2.0, 2.0, 2.0), (64, 64, 64), LOCATE_LABELS, (8, 16, 32)),
     # v7: a fourth level (the 32^3 patch down to 4^3): twice the context to tell a graft from
     # the edema around it, and more capacity (v5 underfits its own training subjects)
