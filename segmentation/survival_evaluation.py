@@ -14,7 +14,9 @@ compares it with truth / truth at that scan, at the later scans (the first is 1 
 definition, and so are its interval and coverage); ``fraction_error_vs_injected_points``
 compares with living / injected cells at every post-injection scan (what the assumption
 "all injected cells were alive at the first scan" costs). Volumes, iron and 19F atoms in %
-of truth. A timepoint whose estimate is not given (not quantifiable or
+of truth; for 19F also how often the count's 95 % interval holds the true atoms and its
+noise floor (``_noise_floor``: the median error the image noise alone makes, from each
+count's own interval). A timepoint whose estimate is not given (not quantifiable or
 below detection) has no error; it is counted as not reported, and its interval covers the
 truth only when it has one that does (``with_interval`` counts the timepoints that have one).
 Growth flags (graft_growth or graft_larger_than_injected, any severity) are counted per
@@ -33,9 +35,11 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from imaging.tsv import read_tsv
+from segmentation.records import two_sided_z
 
 CASES = (("none", "decay", False), ("spio", "total_loss", False), ("19f", "decay", False),
          ("none", "decay", True), ("none", "overgrowth", False), ("spio", "decay", False))
+NORMAL_MEDIAN_ABS = 0.6745   # median of |z| for a standard normal z
 LINGERING_RATIO = 1.5   # truth iron / iron per cell above this x living cells: lingering iron
 
 
@@ -78,6 +82,7 @@ class Record:
     iron_ug: float | None
     truth_fluorine_atoms: float
     fluorine_atoms: float | None
+    fluorine_atoms_ci: tuple[float | None, float | None]
     truth_cells: float
     spio_cells: float | None
     spio_cells_ci: tuple[float | None, float | None]
@@ -119,7 +124,9 @@ def compare(table: Sequence[Mapping[str, Any]], flags: Iterable[str], subject_id
             (_number(row.get("graft_volume_ci_low_mm3")),
              _number(row.get("graft_volume_ci_high_mm3"))),
             iron, _number(row.get("iron_ug")), float(truth["fluorine_atoms"]),
-            _number(row.get("fluorine_atoms")), cells, _number(row.get("estimated_cells_spio")),
+            _number(row.get("fluorine_atoms")),
+            (_number(row.get("fluorine_atoms_ci_low")), _number(row.get("fluorine_atoms_ci_high"))),
+            cells, _number(row.get("estimated_cells_spio")),
             (_number(row.get("estimated_cells_spio_ci_low")),
              _number(row.get("estimated_cells_spio_ci_high"))),
             iron_per_cell_ug > 0 and iron > LINGERING_RATIO * cells * iron_per_cell_ug,
@@ -143,6 +150,16 @@ def _stats(errors: Sequence[float | None]) -> dict[str, Any]:
             "worst": float(max(given)) if given else None}
 
 
+def _noise_floor(counted: Sequence[Record]) -> dict[str, Any]:
+    """The median error an unbiased 19F count with each count's own noise would have:
+    0.674 x its relative sd (the upper half of its 95 % interval / 1.96 / the count; the
+    lower half may be cut at 0), the median of |N(0, sd)|. A median error goal below it is
+    out of reach on these images for any unbiased count of their signal."""
+    floors = [100.0 * NORMAL_MEDIAN_ABS * (high - value) / (two_sided_z(0.95) * value)
+              for value, (_, high) in ((r.fluorine_atoms, r.fluorine_atoms_ci) for r in counted)]
+    return {"n": len(floors), "median": float(np.median(floors)) if floors else None}
+
+
 def _covers(low: float | None, high: float | None, truth: float) -> bool:
     return low is not None and high is not None and low <= truth <= high
 
@@ -164,6 +181,8 @@ def summarise(records: Sequence[Record]) -> dict[str, Any]:
     overgrowth = sorted({r.subject_id for r in records if r.survival_model == "overgrowth"})
     steady = sorted({r.subject_id for r in records if r.survival_model != "overgrowth"})
     lingering = [r for r in records if r.label == "spio" and r.lingering_iron]
+    counted = [r for r in records if r.label == "19f" and r.fluorine_atoms
+               and r.truth_fluorine_atoms > 0 and None not in r.fluorine_atoms_ci]
     return {
         "fraction_error_points": _stats(_point_errors((r.fraction, r.truth_relative) for r in later)),
         "fraction_error_vs_injected_points": _stats(_point_errors(
@@ -175,6 +194,9 @@ def summarise(records: Sequence[Record]) -> dict[str, Any]:
             [_covers(*r.volume_ci_mm3, r.truth_volume_mm3) for r in grafted]),
         "fluorine_atoms_error_percent": _stats(_relative_errors(
             (r.fluorine_atoms, r.truth_fluorine_atoms) for r in records if r.label == "19f")),
+        "fluorine_atoms_ci_coverage": _coverage(
+            [_covers(*r.fluorine_atoms_ci, r.truth_fluorine_atoms) for r in counted]),
+        "fluorine_noise_floor_percent": _noise_floor(counted),
         "iron_error_percent": _stats(_relative_errors(
             (r.iron_ug, r.truth_iron_ug) for r in records if r.label == "spio")),
         "controls_no_graft": {"n": len(controls), "passed": len(control_ok)},
@@ -224,6 +246,12 @@ def table(summaries: Mapping[str, Mapping[str, Any]]) -> str:
         f"{summaries[n]['graft_volume_ci_coverage']['n']}" for n in names])
     for key in ("graft_volume_error_percent", "fluorine_atoms_error_percent", "iron_error_percent"):
         stat(key)
+    line("19F atoms 95% CI covers truth (counts)", [
+        f"{summaries[n]['fluorine_atoms_ci_coverage']['covered']}/"
+        f"{summaries[n]['fluorine_atoms_ci_coverage']['n']}" for n in names])
+    line("19F noise floor: median error of an unbiased count", [
+        f"{_cell(summaries[n]['fluorine_noise_floor_percent']['median'], '.1f')} "
+        f"({summaries[n]['fluorine_noise_floor_percent']['n']})" for n in names])
     for key in ("controls_no_graft", "overgrowth_flagged", "lingering_iron_not_counted"):
         line(key + " (passed/n)", [f"{summaries[n][key]['passed']}/{summaries[n][key]['n']}"
                                    for n in names])

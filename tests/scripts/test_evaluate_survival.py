@@ -75,7 +75,7 @@ def _record(volume: float, truth: float, control: bool = False):
     from segmentation.survival_evaluation import Record
     return Record("sub-001", "ses-02", "none", "decay", control, 0.5, 0.5, False, 0.5,
                   (0.4, 0.6), truth, volume, (0.9 * volume, 1.1 * volume), 0.0, None, 0.0,
-                  None, 0.0, None, (None, None), False, False)
+                  None, (None, None), 0.0, None, (None, None), False, False)
 
 
 def test_write_calibration_fits_each_resolution_into_the_segmenter_card(tmp_path, capsys):

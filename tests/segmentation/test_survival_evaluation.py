@@ -80,3 +80,27 @@ def test_controls_and_missing_estimates_are_counted_not_hidden():
     assert summary["fraction_ci_coverage"]["with_interval"] == 0
     # two controls without flags; the overgrowth subject is not counted among them
     assert summary["growth_flag_without_growth"] == {"n": 2, "flagged": 0}
+
+
+def test_fluorine_interval_coverage_and_noise_floor_from_the_counts_own_intervals():
+    truth = [{**row, "fluorine_atoms": atoms} for row, atoms in
+             zip(TRUTH, ("0", "1e18", "5e17", "1e17"))]
+    fluorine = {"label": "19f", "survival_model": "decay", "control": "false"}
+    z = 1.959964
+    table = [{**_row("ses-02", 20.0, 1.0, 1.0, 1.0, None), "fluorine_atoms": 1.1e18,
+              # relative sd 0.2: interval 1.1e18 +- 1.96 x 0.22e18, holds 1e18
+              "fluorine_atoms_ci_low": 1.1e18 - z * 0.22e18,
+              "fluorine_atoms_ci_high": 1.1e18 + z * 0.22e18},
+             {**_row("ses-03", 10.0, 0.5, 0.4, 0.6, None), "fluorine_atoms": 8e17,
+              # relative sd 0.1, lower half cut at 0 must not matter; misses 5e17
+              "fluorine_atoms_ci_low": 7.9e17, "fluorine_atoms_ci_high": 8e17 + z * 0.8e17},
+             # below detection: no count, not in the coverage nor the floor
+             {**_row("ses-04", 5.0, 0.25, 0.2, 0.3, None), "fluorine_atoms": None,
+              "fluorine_atoms_ci_low": None, "fluorine_atoms_ci_high": None}]
+    summary = summarise(compare(table, [], "sub-003", truth, fluorine))
+    assert summary["fluorine_atoms_ci_coverage"] == {"n": 2, "covered": 1, "rate": 0.5}
+    # 0.6745 x median(20 %, 10 %)
+    assert summary["fluorine_noise_floor_percent"]["median"] == pytest.approx(0.6745 * 15.0,
+                                                                              rel=1e-4)
+    assert summary["fluorine_noise_floor_percent"]["n"] == 2
+    assert summary["fluorine_atoms_error_percent"]["median"] == pytest.approx(35.0)
