@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import pytest
 
 from imaging.errors import StudyError
+from models.registry import DEFAULT_MODEL
 from scripts.cli import main
 
 
@@ -68,4 +69,4 @@ def test_analyze_reads_the_models_from_models_dir(monkeypatch, tmp_path, capsys)
     assert main(["analyze", str(tmp_path / "sub-001"), "--out", str(tmp_path / "out"),
                  "--models-dir", str(empty), "--device", "cpu"]) == 1
     err = capsys.readouterr().err
-    assert "no model named 'graftwatch-seg-v3'" in err and str(empty) in err
+    assert f"no model named '{DEFAULT_MODEL}'" in err and str(empty) in err
