@@ -34,7 +34,8 @@ TIMEPOINT_COLUMNS = (
     "surviving_fraction_ci_high", "estimated_surviving_cells", "cord_volume_mm3",
     "lesion_volume_mm3", "flags",
     # beyond the contract's columns
-    "graft_volume_hard_mm3", "graft_volume_model_ci_low_mm3", "graft_volume_model_ci_high_mm3",
+    "graft_volume_hard_mm3", "cord_volume_hard_mm3", "lesion_volume_hard_mm3",
+    "graft_volume_model_ci_low_mm3", "graft_volume_model_ci_high_mm3",
     "estimated_cells_ci_low", "estimated_cells_ci_high",
     "cell_estimate_method", "cell_estimate_status", "lesion_length_mm", "lesion_max_width_mm",
     "cord_csa_mm2", "registration_residual_mm", "cord_snr", "device",

@@ -64,7 +64,7 @@ log = logging.getLogger(__name__)
 
 PRIMARY_CONTRASTS = ("T2w", "T2starw")
 LABEL_CONTRASTS = ("T2starw", "19F")   # read by the SPIO / 19F estimates
-GRAFT = 3
+LESION, GRAFT = 2, 3
 
 StageCallback = Callable[[str], None]   # called with the stage about to start
 LABEL_STAGES = {"spio": "SPIO estimates", "19f": "19F estimates"}
@@ -142,6 +142,8 @@ class SubjectResult:
                 "cord_volume_mm3": m.cord_volume_mm3, "lesion_volume_mm3": m.lesion_volume_mm3,
                 "flags": ";".join(f.code for f in self.flags if f.timepoint == tp.session_id),
                 "graft_volume_hard_mm3": m.graft_volume_hard_mm3,
+                "cord_volume_hard_mm3": m.cord_volume_hard_mm3,
+                "lesion_volume_hard_mm3": m.lesion_volume_hard_mm3,
                 **dict(zip(("graft_volume_model_ci_low_mm3", "graft_volume_model_ci_high_mm3"),
                            m.model_interval())),
                 "estimated_cells_ci_low": e.ci_low, "estimated_cells_ci_high": e.ci_high,
@@ -212,6 +214,8 @@ class _Segmented:
     graft_probability: Volume
     samples: np.ndarray | None
     device: str
+    cord_probability: Volume      # P(label >= 1): the partial-volume cord region
+    lesion_probability: Volume
     fine_pass: Any = None   # segmentation.inference.FinePass, kept for the paired second pass
 
 
@@ -236,9 +240,12 @@ def _segmented(tp: Timepoint, image: Volume, models, device, tta: bool,
     seg_model, locator, graft_model = _model_triple(models)
     result = segment(image, model=seg_model, locator=locator, graft=graft_model, device=device,
                      tta=tta, baseline=baseline, keep_fine_pass=keep_fine_pass, reuse=reuse)
-    graft = Volume(result.probabilities.array[..., GRAFT], result.probabilities.affine)
-    return _Segmented(tp, image, result.labels, graft,
-                      result.graft_probability_samples, result.device, result.fine_pass)
+    probs, affine = result.probabilities.array, result.probabilities.affine
+    return _Segmented(tp, image, result.labels, Volume(probs[..., GRAFT], affine),
+                      result.graft_probability_samples, result.device,
+                      cord_probability=Volume(1.0 - probs[..., 0], affine),
+                      lesion_probability=Volume(probs[..., LESION], affine),
+                      fine_pass=result.fine_pass)
 
 
 def _takes_baseline(models) -> bool:
@@ -356,7 +363,8 @@ def analyze_subject(subject: Subject, config: AnalysisConfig, device: str = "aut
         _report(on_stage, f"quantifying {s.timepoint.label}")
         exclusion = exclude_lookalikes(s.graft_probability, moved, s.samples)
         metrics = quantify_timepoint(s.labels, exclusion.graft_probability,
-                                     exclusion.graft_probability_samples, config.confidence)
+                                     exclusion.graft_probability_samples, config.confidence,
+                                     s.cord_probability, s.lesion_probability)
         if config.calibrated_intervals:
             metrics, note = calibrated(metrics, calibrations, s.labels.spacing, config.confidence,
                                      tta)

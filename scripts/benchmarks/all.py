@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 
 BENCHMARKS = ("load_dicom", "load_nifti", "resample", "registration", "inference",
-              "wide_views", "pairing", "survival_accuracy", "phantom", "repeatability",
+              "pose_invariance", "wide_views", "pairing", "survival_accuracy", "phantom", "repeatability",
               "batch_throughput")
 
 

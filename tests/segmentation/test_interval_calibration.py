@@ -20,7 +20,8 @@ def _metrics(volume: float, low: float, high: float) -> TimepointMetrics:
     return TimepointMetrics(graft_volume_mm3=volume, graft_volume_hard_mm3=volume,
                             graft_volume_ci_low_mm3=low, graft_volume_ci_high_mm3=high,
                             graft_volume_sd_mm3=(high - low) / 4, interval_method="own",
-                            cord_volume_mm3=1.0, lesion_volume_mm3=0.0, lesion_length_mm=0.0,
+                            cord_volume_mm3=1.0, lesion_volume_mm3=0.0, cord_volume_hard_mm3=1.0,
+                            lesion_volume_hard_mm3=0.0, lesion_length_mm=0.0,
                             lesion_max_width_mm=0.0, cord_csa_mm2=None, csa_level="none")
 
 

@@ -80,6 +80,47 @@ def test_partial_volume_ball_recovers_volume_at_clinical_resolution():
     assert hard_error > abs(m.graft_volume_mm3 - truth) / truth
 
 
+def test_partial_volume_lesion_stays_put_when_the_ball_moves_by_part_of_a_slice():
+    """Probabilities give the lesion's and cord's partial volume; the labels' voxel counts
+    (kept as *_hard_mm3) jump as a thick-slice ball moves by a fraction of a slice."""
+    radius, spacing, cord_radius = 2.5, (0.5, 0.5, 3.0), 5.0
+    truth = 4.0 / 3.0 * np.pi * radius ** 3
+    found = []
+    for dz in (0.0, 0.8, 1.5):
+        affine, frac = _ball_fraction((28, 28, 8), spacing, radius, centre_mm=(0.1, -0.2, dz))
+        _, cord = _ball_fraction((28, 28, 8), spacing, cord_radius, centre_mm=(0.1, -0.2, dz))
+        labels = np.where(frac >= 0.5, 2, np.where(cord >= 0.5, 1, 0)).astype(np.int16)
+        m = quantify_timepoint(LabelVolume(labels, affine), Volume(np.zeros(labels.shape), affine),
+                               cord_probability=Volume(cord, affine),
+                               lesion_probability=Volume(frac, affine))
+        assert m.lesion_volume_mm3 == pytest.approx(truth, rel=0.02)
+        assert m.cord_volume_mm3 == pytest.approx(4.0 / 3.0 * np.pi * cord_radius ** 3, rel=0.02)
+        assert m.lesion_volume_hard_mm3 == pytest.approx((labels == 2).sum() * 0.75)
+        assert m.cord_volume_hard_mm3 == pytest.approx((labels > 0).sum() * 0.75)
+        found.append((m.lesion_volume_mm3, m.lesion_volume_hard_mm3))
+    soft, hard = np.array(found).T
+    assert np.ptp(hard) > 5.0 * np.ptp(soft)
+
+
+def test_without_probabilities_the_volumes_are_the_label_counts():
+    affine, _, labels = _cord_labels((20, 20, 10), (1.0, 1.0, 2.0), 4.0)
+    labels[8:11, 8:11, 4:6] = 2
+    m = quantify_timepoint(LabelVolume(labels, affine), Volume(np.zeros(labels.shape), affine))
+    assert m.cord_volume_mm3 == m.cord_volume_hard_mm3 == pytest.approx((labels > 0).sum() * 2.0)
+    assert m.lesion_volume_mm3 == m.lesion_volume_hard_mm3 == pytest.approx(18 * 2.0)
+
+
+def test_a_lesion_probability_on_another_grid_or_out_of_range_is_refused():
+    affine, _, labels = _cord_labels((8, 8, 8), (1.0, 1.0, 1.0), 3.0)
+    graft = Volume(np.zeros(labels.shape), affine)
+    with pytest.raises(SpaceMismatchError):
+        quantify_timepoint(LabelVolume(labels, affine), graft,
+                           lesion_probability=Volume(np.zeros((8, 8, 9)), affine))
+    with pytest.raises(AnalysisError, match="cord probability"):
+        quantify_timepoint(LabelVolume(labels, affine), graft,
+                           cord_probability=Volume(np.full(labels.shape, 2.0), affine))
+
+
 def test_discretisation_term_shrinks_with_finer_voxels():
     radius = 2.5
     coarse_aff, coarse = _ball_fraction((24, 24, 8), (0.5, 0.5, 3.0), radius)
