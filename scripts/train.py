@@ -3,6 +3,9 @@
 
     graftwatch train --model all --out runs/v1 --seed 0 --steps 3000 --locator-steps 1000 --install
 
+--model seg / locator / graft trains what the recipe trains next (models.training.recipes);
+--model NAME (e.g. graftwatch-seg-v3) trains a shipped model again by its own recipe.
+
 Each model's run folder (RUN_DIR/<model name>/) gets checkpoint.pt (every
 --checkpoint-every steps; --resume continues from it) and the final <name>.pt + <name>.json;
 --install also copies them into models/weights/ (the shipped models).
@@ -15,14 +18,16 @@ import logging
 import sys
 from pathlib import Path
 
-MODELS = ("seg", "locator", "graft", "all")
+KINDS = ("seg", "locator", "graft", "all")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="graftwatch train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True, help="run folder (cache, checkpoints, weights)")
-    parser.add_argument("--model", choices=MODELS, default="seg")
+    from models.training.recipes import NAMED_RECIPES
+    parser.add_argument("--model", choices=KINDS + tuple(NAMED_RECIPES), default="seg",
+                        help="a kind (the recipe's next model) or a shipped model's name")
     parser.add_argument("--steps", type=int, default=3000, help="training steps (segmenter)")
     parser.add_argument("--locator-steps", type=int, default=None,
                         help="training steps of the locator (default: --steps)")
@@ -57,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     from scripts.cli import configure_logging
     configure_logging(args.verbose)
     import torch
-    from models.training.recipes import MODELS as RECIPES, recipe_config
+    from models.training.recipes import MODELS as RECIPES, NAMED_RECIPES, recipe_config
     from models.training.train import train
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -65,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     names = RECIPES if args.model == "all" else (args.model,)
     own_steps = {"locator": args.locator_steps, "graft": args.graft_steps}
     for name in names:
-        steps = own_steps.get(name) or args.steps
+        kind = NAMED_RECIPES[name][0] if name in NAMED_RECIPES else name
+        steps = own_steps.get(kind) or args.steps
         config = recipe_config(name, steps=steps, seed=args.seed, batch_size=args.batch_size,
                                checkpoint_every=args.checkpoint_every,
                                validate_every=args.validate_every,

@@ -26,6 +26,18 @@ LOCATOR_NAME = "graftwatch-locator-v2"
 GRAFT_NAME = "graftwatch-graft-v8"   # v7 ships (4 levels), v5 (baseline channel); v4, v6: not shipped
 MODELS = ("seg", "locator", "graft")
 
+# Shipped models an earlier recipe trained, by name: their kind and what differs from that
+# kind's recipe now (the git history of this file; the rest of the training code has not
+# changed what it computes since). ``graftwatch train --model graftwatch-seg-v3`` trains it.
+NAMED_RECIPES = {
+    # commit 60d2df9's recipe: seg-v4 only halved the full-resolution channels and added a level
+    "graftwatch-seg-v3": ("seg", {"channels": (16, 32, 64, 96)}),
+    "graftwatch-seg-v4": ("seg", {}),
+    "graftwatch-locator-v2": ("locator", {}),
+    # commit 8ec74e6's recipe: v8 is v7's recipe under the next name until something changes
+    "graftwatch-graft-v7": ("graft", {}),
+}
+
 # Sampling defaults that differ per model (TrainConfig's own defaults are the segmenter's).
 # The graft model: most patches centred on a graft voxel, a quarter on the lesion (what a
 # graft must be told from), few real scans (graft-free cords: negatives).
@@ -76,6 +88,7 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     patch_size: tuple[int, int, int] | None = None   # None: the card's
     channels: tuple[int, ...] | None = None          # None: the card's
+    name: str | None = None                          # None: the recipe's (SEG_NAME, ...)
 
     def to_dict(self) -> dict:
         data = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "augment"}
@@ -84,9 +97,14 @@ class TrainConfig:
 
 
 def recipe_config(model: str, **settings) -> TrainConfig:
-    """The TrainConfig of ``model`` with its recipe defaults, then ``settings`` on top."""
+    """The TrainConfig of ``model`` (a kind in MODELS, or a name in NAMED_RECIPES) with its
+    recipe defaults, then ``settings`` on top."""
+    if model in NAMED_RECIPES:
+        kind, named = NAMED_RECIPES[model]
+        return recipe_config(kind, **{**named, "name": model, **settings})
     if model not in MODELS:
-        raise ModelError(f"model {model!r}; expected one of {MODELS}")
+        raise ModelError(f"model {model!r}; expected one of {MODELS} or a shipped model's "
+                         f"name: {tuple(NAMED_RECIPES)}")
     return TrainConfig(model=model, **{**RECIPE_DEFAULTS[model], **settings})
 
 
@@ -122,5 +140,5 @@ def base_card(config: TrainConfig) -> ModelCard:
         raise ModelError(f"model {config.model!r}; expected one of {MODELS}")
     name, task, spacing_mm, patch_size, labels, channels = _CARDS[config.model]
     in_channels = 2 if config.baseline_channel and task == "graft" else 1
-    return _recipe_card(name, task, spacing_mm, config.patch_size or patch_size, labels,
-                        config.channels or channels, in_channels)
+    return _recipe_card(config.name or name, task, spacing_mm, config.patch_size or patch_size,
+                        labels, config.channels or channels, in_channels)

@@ -162,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     default = Path(__file__).resolve().parents[2].parent / "shared" / "data"
     parser.add_argument("--data", type=Path, default=default)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--model", default=None, help="segmenter (default: the shipped one)")
     args = parser.parse_args(argv)
     pairs = gm_challenge_pairs(args.data)
     if not pairs:
@@ -171,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     from models.registry import DEFAULT_LOCATOR, DEFAULT_MODEL, load_model
     cpu = torch.device("cpu")
-    models = (load_model(DEFAULT_MODEL, cpu), load_model(DEFAULT_LOCATOR, cpu))
+    models = (load_model(args.model or DEFAULT_MODEL, cpu), load_model(DEFAULT_LOCATOR, cpu))
     print(f"{len(pairs)} pairs from {args.data / GM}; model {models[0].card.name}, locator "
           f"{models[1].card.name}; {args.threads} torch thread(s); load average "
           f"{os.getloadavg()[0]:.1f}")
