@@ -25,7 +25,7 @@ from models.unet import UNet3D
 log = logging.getLogger(__name__)
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-DEFAULT_MODEL = "graftwatch-seg-v3"
+DEFAULT_MODEL = "graftwatch-seg-v4"
 DEFAULT_LOCATOR = "graftwatch-locator-v2"
 # The dedicated graft model whose P(graft) replaces the segmenter's (None: the segmenter's own).
 # It was trained on DEFAULT_MODEL's grid and cases, so it pairs with that segmenter only.
