@@ -56,7 +56,8 @@ from segmentation.injection_site import LabelledInput, LabelledResult
 from segmentation.interval_calibration import calibrated, card_calibrations
 from segmentation.labelled import labelled_estimates
 from segmentation.provenance import ScanSource, scan_source, subject_provenance
-from segmentation.quantify import GraftMeasurement, TimepointMetrics, quantify_timepoint
+from segmentation.quantify import (GRAFT, LESION, GraftMeasurement, TimepointMetrics,
+                                   quantify_timepoint)
 from segmentation.records import json_safe
 from segmentation.survival import SurvivalFit, fit_survival
 
@@ -64,7 +65,6 @@ log = logging.getLogger(__name__)
 
 PRIMARY_CONTRASTS = ("T2w", "T2starw")
 LABEL_CONTRASTS = ("T2starw", "19F")   # read by the SPIO / 19F estimates
-LESION, GRAFT = 2, 3
 
 StageCallback = Callable[[str], None]   # called with the stage about to start
 LABEL_STAGES = {"spio": "SPIO estimates", "19f": "19F estimates"}

@@ -21,7 +21,7 @@ from models.training.augment import AugmentConfig
 
 # What this recipe trains next. The registry's defaults name the models that ship now; they
 # move to these names when weights trained by this recipe are installed.
-SEG_NAME = "graftwatch-seg-v4"   # ships beside the default v3 (built by commit 60d2df9's recipe)
+SEG_NAME = "graftwatch-seg-v4"   # the default since 2026-12-08; v3: NAMED_RECIPES
 LOCATOR_NAME = "graftwatch-locator-v2"
 GRAFT_NAME = "graftwatch-graft-v8"   # v7 ships (4 levels), v5 (baseline channel); v4, v6: not shipped
 MODELS = ("seg", "locator", "graft")

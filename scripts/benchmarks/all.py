@@ -5,8 +5,8 @@ from __future__ import annotations
 import importlib
 
 BENCHMARKS = ("load_dicom", "load_nifti", "resample", "registration", "inference",
-              "pose_invariance", "wide_views", "pairing", "survival_accuracy", "phantom", "repeatability",
-              "batch_throughput")
+              "pose_invariance", "wide_views", "pairing", "survival_accuracy", "phantom",
+              "repeatability", "batch_throughput")
 
 
 def main() -> int:

@@ -40,8 +40,8 @@ from imaging.dicom.synthetic import SeriesSpec, write_series
 from imaging.phantom.bids_writer import write_subject
 from imaging.study import discover_subject
 from imaging.volume import Volume
-from segmentation.config import AnalysisConfig
 from scripts.benchmarks import pose_invariance
+from segmentation.config import AnalysisConfig
 from segmentation.pipeline import analyze_subject
 
 # One xdist worker runs them all, so the session fixtures (the reference analysis) run once.
