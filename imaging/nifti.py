@@ -25,7 +25,7 @@ from nibabel.spatialimages import HeaderDataError
 from imaging.atomic import atomic_path
 from imaging.bids import contrast_from_name
 from imaging.errors import ImageReadError, InvalidVolumeError
-from imaging.volume import LabelVolume, Volume
+from imaging.volume import LabelVolume, Volume, handed_over
 
 log = logging.getLogger(__name__)
 
@@ -117,12 +117,7 @@ def _owned_voxels(img: nib.Nifti1Image) -> np.ndarray:
         if got != arr.nbytes:
             raise EOFError(f"expected {arr.nbytes} bytes of voxels after offset {proxy.offset}, "
                            f"found {got}")
-    if type(arr) is not np.ndarray or not arr.flags.owndata:
-        return arr
-    arr.flags.writeable = False
-    frozen = arr.view()
-    frozen.flags.writeable = False
-    return frozen
+    return handed_over(arr)
 
 
 def _open(path: Path) -> tuple[nib.Nifti1Image, np.ndarray]:

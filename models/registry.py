@@ -115,7 +115,9 @@ def load_model(name: str = DEFAULT_MODEL, device: torch.device | str = "cpu",
     except RuntimeError as exc:
         raise ModelError(f"model {name!r}: {path} does not fit the card's architecture "
                          f"{dict(card.architecture)} ({exc})") from exc
-    network.to(device).eval()
+    # channels-last weights: oneDNN's (and cuDNN's) faster 3-D convolution layout, measured
+    # ~20 % faster per window batch on the CPU (scripts/benchmarks/inference.py), same outputs
+    network.to(device=device, memory_format=torch.channels_last_3d).eval()
     return LoadedModel(network=network, card=card, device=device)
 
 

@@ -51,7 +51,7 @@ import numpy as np
 import torch
 
 from imaging.errors import ContrastError, ModelError
-from imaging.volume import LabelVolume, Volume
+from imaging.volume import LabelVolume, Volume, handed_over
 from models.input import block_average, image_for_model, model_grid, normalise_for_model, refine
 from models.registry import (DEFAULT_LOCATOR, DEFAULT_MODEL, PAIRED, LoadedModel, graft_model_name,
                              load_model)
@@ -221,8 +221,9 @@ def _entropy(probs: np.ndarray) -> np.ndarray:
 
 def _to_input_space(array: np.ndarray, ras_affine: np.ndarray, volume: Volume, kind=Volume,
                     meta: Mapping[str, Any] | None = None):
-    """An array on the RAS grid as a volume on ``volume``'s own grid (bit-exact permutation)."""
-    back = kind(array, ras_affine).reorient(volume.orientation)
+    """A fresh array on the RAS grid (handed over: not written again) as a volume on
+    ``volume``'s own grid (bit-exact permutation)."""
+    back = kind(handed_over(array), ras_affine).reorient(volume.orientation)
     return kind(back.array, volume.affine, dict(meta or {}))
 
 
