@@ -361,6 +361,7 @@ def analyze_subject(subject: Subject, config: AnalysisConfig, device: str = "aut
             flags.extend(registration_flags(s.timepoint.label, residual,
                                             config.max_registration_residual_mm))
         _report(on_stage, f"quantifying {s.timepoint.label}")
+        moved = _still_there(moved, s)
         exclusion = exclude_lookalikes(s.graft_probability, moved, s.samples)
         metrics = quantify_timepoint(s.labels, exclusion.graft_probability,
                                      exclusion.graft_probability_samples, config.confidence,
@@ -408,6 +409,24 @@ def analyze_subject(subject: Subject, config: AnalysisConfig, device: str = "aut
                          tuple((label, days) for label, days, _ in failed))
 
 
+def _still_there(moved: Volume | None, s: _Segmented) -> Volume | None:
+    """The registered baseline look-alikes the timepoint still shows; all of them when it has
+    no normal cord to judge its intensities by."""
+    from segmentation.lookalikes import persisting
+    if moved is None:
+        return None
+    try:
+        return persisting(moved, _one_echo(s.image), s.labels)
+    except AnalysisError as exc:
+        log.warning("%s: %s; every baseline look-alike is excluded", s.timepoint.label, exc)
+        return moved
+
+
+def _one_echo(image: Volume) -> Volume:
+    """A 3-D image: the first echo of a multi-echo series."""
+    return image.echo(0) if image.array.ndim == 4 else image
+
+
 def _baseline_map(segmented, base_i: int | None) -> tuple[Volume | None, list[Flag]]:
     """The baseline's look-alike map; a baseline without a usable cord is a flag, not a crash."""
     from segmentation.lookalikes import baseline_abnormality
@@ -415,8 +434,7 @@ def _baseline_map(segmented, base_i: int | None) -> tuple[Volume | None, list[Fl
         return None, []
     b = segmented[base_i]
     try:
-        return baseline_abnormality(b.image.echo(0) if b.image.array.ndim == 4 else b.image,
-                                    b.labels), []
+        return baseline_abnormality(_one_echo(b.image), b.labels), []
     except AnalysisError as exc:
         return None, [Flag("baseline_unusable", "warning", b.timepoint.label,
                            f"baseline {b.timepoint.label} cannot be used ({exc}): look-alikes "

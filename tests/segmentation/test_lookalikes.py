@@ -10,7 +10,7 @@ import pytest
 from imaging.errors import AnalysisError, SpaceMismatchError
 from imaging.volume import LabelVolume, Volume
 from segmentation.lookalikes import (NO_BASELINE_NOTE, NO_BASELINE_WIDENING, baseline_abnormality,
-                                     exclude_lookalikes, union_probability)
+                                     exclude_lookalikes, persisting, union_probability)
 from segmentation.quantify import quantify_timepoint
 
 SHAPE = (30, 30, 30)
@@ -62,6 +62,47 @@ def test_later_graft_probability_loses_what_was_there_before(rng):
     assert kept[graft & ~hemorrhage].min() == pytest.approx(0.9)
     assert result.removed_fraction == pytest.approx(result.removed_volume_mm3 / confused.sum())
     json.dumps(result.to_dict(), allow_nan=False)
+
+
+def _later(rng, filled):
+    """The baseline's cord a month later: the graft now fills ``filled`` (graft signal 1.35),
+    the rest of the old cyst and the old bleed are still there, the edema has gone."""
+    cord, lesion, hemorrhage, cyst, _ = _balls()
+    image = np.where(cord, 1.0, 0.1)
+    image[cyst] = 2.2
+    image[hemorrhage] = 0.45
+    image[filled] = 1.35
+    image = image + rng.normal(0.0, 0.03, SHAPE)
+    labels = np.where(filled, 3, np.where(cyst | hemorrhage, 2, np.where(cord, 1, 0)))
+    return Volume(image, np.eye(4)), LabelVolume(labels.astype(np.int16), np.eye(4))
+
+
+def test_graft_filling_an_old_cyst_is_kept_what_persists_is_removed(rng):
+    """The cells went into the cyst: where it now shows graft signal, it is graft."""
+    base_image, base_labels = _baseline(rng)
+    _, _, hemorrhage, cyst, _ = _balls()
+    idx = np.stack(np.meshgrid(*[np.arange(n) for n in SHAPE], indexing="ij"), -1)
+    filled = cyst & (idx[..., 2] <= 15)           # the graft fills half of the old cyst
+    image, labels = _later(rng, filled)
+    abnormal = baseline_abnormality(base_image, base_labels)
+    still = persisting(abnormal, image, labels).array
+    assert still[filled].max() == 0.0
+    assert still[cyst & ~filled].min() == 1.0 and still[hemorrhage].min() == 1.0
+    confused = np.where(cyst | hemorrhage, 0.9, 0.0)   # the model calls all of it graft
+    kept = exclude_lookalikes(Volume(confused, np.eye(4)), Volume(still, np.eye(4)))
+    assert kept.graft_probability.array[filled].min() == pytest.approx(0.9)
+    assert kept.removed_volume_mm3 == pytest.approx(0.9 * ((cyst & ~filled) | hemorrhage).sum(),
+                                                    rel=0.01)
+    # the baseline map alone would have removed the graft too
+    alone = exclude_lookalikes(Volume(confused, np.eye(4)), abnormal)
+    assert alone.graft_probability.array[filled].max() == 0.0
+
+
+def test_persisting_needs_the_timepoints_normal_cord():
+    affine = np.eye(4)
+    with pytest.raises(AnalysisError, match="timepoint has no normal cord"):
+        persisting(Volume(np.ones((4, 4, 4)), affine), Volume(np.ones((4, 4, 4)), affine),
+                   LabelVolume(np.full((4, 4, 4), 3, np.int16), affine))
 
 
 def test_samples_are_corrected_like_the_map():
