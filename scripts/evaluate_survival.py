@@ -16,9 +16,12 @@ the calibration seeds, which nothing else uses:
 
     graftwatch evaluate-survival --write-calibration --seed 500000 --subjects 12 --out cal.json
 
-analyses those subjects with the model's own (uncalibrated) intervals, fits each
-resolution's scales and writes them into the card (of --models-dir's segmenter, else the
-shipped one). --no-calibration evaluates with the model's own intervals.
+analyses those subjects twice. First with the model's own probabilities: each resolution's
+curve from graft probability to graft fraction is fitted on their voxels against the true
+fractions (``segmentation.probability_calibration``) and written into the card (of
+--models-dir's segmenter, else the shipped one). Then with those fractions and the model's
+own (uncalibrated) intervals: each resolution's interval scales are fitted and written.
+--no-calibration evaluates with neither (the model's probabilities and own intervals).
 """
 
 from __future__ import annotations
@@ -50,12 +53,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_options(parser)
     add_models_dir_option(parser)
     parser.add_argument("--no-calibration", action="store_true",
-                        help="keep the model's own graft-volume intervals (uncalibrated)")
+                        help="sum the model's own graft probabilities and keep its own "
+                             "graft-volume intervals (neither calibrated)")
     parser.add_argument("--write-calibration", action="store_true",
-                        help="analyse with uncalibrated intervals, fit the interval calibration "
+                        help="fit the graft fraction curves, then the interval calibration, "
                              "of each resolution from this run (use the calibration seeds "
-                             f"{CALIBRATION_SEED}+) and write it into the segmenter's card "
-                             "(in --models-dir, else the shipped weights)")
+                             f"{CALIBRATION_SEED}+; the subjects are analysed twice) and write "
+                             "them into the segmenter's card (in --models-dir, else the shipped "
+                             "weights)")
     parser.add_argument("--force", action="store_true", help="overwrite OUT")
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser
@@ -89,8 +94,13 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(args.verbose)
     work = args.work or Path(tempfile.mkdtemp(prefix="graftwatch-survival-eval-"))
     summaries, records, failures, started = {}, {}, [], time.perf_counter()
+    if args.write_calibration:   # the fraction curves first: the intervals are of their volumes
+        for resolution in resolutions:
+            _evaluate(work / resolution, resolution, args, fractions=False)
+        _write_fraction_calibration(work, resolutions, args)
     for resolution in resolutions:
-        found, failed = _evaluate(work / resolution, resolution, args)
+        found, failed = _evaluate(work / resolution, resolution, args,
+                                  simulate=not args.write_calibration)
         records[resolution], failures = found, failures + failed
         from segmentation.survival_evaluation import summarise
         summaries[resolution] = summarise(found)
@@ -113,16 +123,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def _write_calibration(records, args) -> None:
     """Fit each resolution's calibration from the records and store it in the card."""
-    from models.registry import DEFAULT_MODEL, graft_model_name, load_card, update_card_validation
-    from models.training.train import code_commit
     from segmentation.config import AnalysisConfig
     from segmentation.interval_calibration import CARD_KEY, card_calibrations
     from segmentation.survival_evaluation import fit_interval_calibration
-    segmenter = args.model or DEFAULT_MODEL
-    graft = graft_model_name(args.graft, segmenter)
-    card = load_card(segmenter, args.models_dir)
-    source = (f"graftwatch evaluate-survival --write-calibration --subjects {args.subjects} "
-              f"--sessions {args.sessions} --seed {args.seed} (code {code_commit()})")
+    segmenter, graft, card = _card_of(args)
+    source = _source(args)
     entry = {k: v.to_dict() for k, v in card_calibrations(card.validation, graft).items()}
     for resolution, found in records.items():
         calibration = fit_interval_calibration(found, resolution, AnalysisConfig().confidence,
@@ -130,20 +135,67 @@ def _write_calibration(records, args) -> None:
         entry[resolution] = calibration.to_dict()
         print(f"calibration {segmenter} + {graft or 'no graft model'}, {resolution}: "
               f"{calibration.describe()}")
-    table = dict(card.validation.get(CARD_KEY, {}))
-    table[graft or "none"] = entry
-    update_card_validation(segmenter, CARD_KEY, table, args.models_dir)
+    _store(args, card, CARD_KEY, graft, entry)
     print(f"written into the card of {segmenter}")
 
 
-def _evaluate(study: Path, resolution: str, args):
-    """Simulate, analyse and compare one resolution's subjects; failures are recorded."""
+def _card_of(args):
+    """(segmenter name, graft model name or None, the segmenter's card)."""
+    from models.registry import DEFAULT_MODEL, graft_model_name, load_card
+    segmenter = args.model or DEFAULT_MODEL
+    return segmenter, graft_model_name(args.graft, segmenter), load_card(segmenter,
+                                                                          args.models_dir)
+
+
+def _store(args, card, key: str, graft: str | None, entry: dict) -> None:
+    """Put ``entry`` under validation[key][graft model or "none"] of the segmenter's card."""
+    from models.registry import update_card_validation
+    table = dict(card.validation.get(key, {}))
+    table[graft or "none"] = entry
+    update_card_validation(card.name, key, table, args.models_dir)
+
+
+def _write_fraction_calibration(work: Path, resolutions: list[str], args) -> None:
+    """Fit each resolution's graft fraction curve from the maps the analyses wrote (model
+    probabilities: analysed without a curve) and store it in the segmenter's card."""
+    from segmentation.probability_calibration import (CARD_KEY, card_probability_calibrations,
+                                                      fit_probability_calibration)
+    from segmentation.survival_evaluation import fraction_pairs
+    segmenter, graft, card = _card_of(args)
+    entry = {k: v.to_dict() for k, v in card_probability_calibrations(card.validation,
+                                                                      graft).items()}
+    for resolution in resolutions:
+        pairs = fraction_pairs(work / resolution).get(resolution)
+        curve = None if pairs is None else fit_probability_calibration(
+            resolution, *pairs, source=_source(args))
+        entry.pop(resolution, None)
+        if curve is None:
+            print(f"fraction calibration {segmenter} + {graft or 'no graft model'}, {resolution}: "
+                  "too few graft voxels for a curve; probabilities are used as they are")
+            continue
+        entry[resolution] = curve.to_dict()
+        print(f"fraction calibration {segmenter} + {graft or 'no graft model'}, {resolution}: "
+              f"{curve.describe()}")
+    _store(args, card, CARD_KEY, graft, entry)
+
+
+def _source(args) -> str:
+    from models.training.train import code_commit
+    return (f"graftwatch evaluate-survival --write-calibration --subjects {args.subjects} "
+            f"--sessions {args.sessions} --seed {args.seed} (code {code_commit()})")
+
+
+def _evaluate(study: Path, resolution: str, args, *, fractions: bool = True,
+              simulate: bool = True):
+    """Simulate (unless already done), analyse and compare one resolution's subjects;
+    failures are recorded. ``fractions``: calibrate the graft fractions by the card."""
     from imaging.errors import GraftwatchError
     from imaging.study import discover_subject
     from segmentation.pipeline import analyze_subject, config_for
     from segmentation.subject_outputs import write_subject_outputs
     from segmentation.survival_evaluation import compare, truth_of, write_cohort
-    write_cohort(study, args.subjects, args.seed, resolution, args.sessions)
+    if simulate:
+        write_cohort(study, args.subjects, args.seed, resolution, args.sessions)
     from scripts.cli import pipeline_models
     models = pipeline_models(args)
     records, failures = [], []
@@ -152,7 +204,8 @@ def _evaluate(study: Path, resolution: str, args):
         try:
             subject = discover_subject(folder)
             config = replace(config_for(subject), calibrated_intervals=not (
-                args.no_calibration or args.write_calibration))
+                args.no_calibration or args.write_calibration),
+                calibrated_fractions=fractions and not args.no_calibration)
             result = analyze_subject(subject, config, device=args.device,
                                      model=args.model, graft=args.graft, models=models)
             write_subject_outputs(result, study / "derivatives" / "graftwatch",

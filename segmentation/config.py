@@ -59,6 +59,10 @@ class AnalysisConfig:
         models have on held-out phantoms, where the segmenter's card holds a calibration for
         them (``segmentation.interval_calibration``); False keeps the model's own interval
         (its spread under test-time augmentation), which is too narrow. Default True.
+    calibrated_fractions: turn the graft model's probabilities into graft fractions by the
+        reliability curve the segmenter's card holds for the models and the resolution
+        (``segmentation.probability_calibration``) before summing them into volumes; False
+        sums the probabilities as they are. Default True.
     """
 
     injected_cells: float | None = None
@@ -78,6 +82,7 @@ class AnalysisConfig:
     bootstrap_samples: int = 2000
     seed: int = 0
     calibrated_intervals: bool = True
+    calibrated_fractions: bool = True
 
     def __post_init__(self) -> None:
         if self.label not in LABELS:
@@ -99,9 +104,9 @@ class AnalysisConfig:
                                 "integer of at least 100 (2000 is the default)")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise AnalysisError(f"seed={self.seed!r}; expected a non-negative integer")
-        if not isinstance(self.calibrated_intervals, bool):
-            raise AnalysisError(f"calibrated_intervals={self.calibrated_intervals!r}; expected "
-                                "true or false")
+        for name in ("calibrated_intervals", "calibrated_fractions"):
+            if not isinstance(getattr(self, name), bool):
+                raise AnalysisError(f"{name}={getattr(self, name)!r}; expected true or false")
 
     def generator(self) -> np.random.Generator:
         """A fresh Generator from ``seed`` for the functions that draw random numbers."""

@@ -55,6 +55,8 @@ from segmentation.image_quality import cord_snr
 from segmentation.injection_site import LabelledInput, LabelledResult
 from segmentation.interval_calibration import calibrated, card_calibrations
 from segmentation.labelled import labelled_estimates
+from segmentation.probability_calibration import (calibrated_fractions,
+                                                  card_probability_calibrations)
 from segmentation.provenance import ScanSource, scan_source, subject_provenance
 from segmentation.quantify import (GRAFT, LESION, GraftMeasurement, TimepointMetrics,
                                    quantify_timepoint)
@@ -294,6 +296,22 @@ def interval_calibrations(models) -> dict:
                              None if graft_model is None else graft_model.card.name)
 
 
+def fraction_calibrations(models) -> dict:
+    """The graft probability -> fraction curves (by resolution class) the segmenter's card
+    holds for the graft model in use (``segmentation.probability_calibration``)."""
+    segmenter, _, graft_model = _model_triple(models)
+    return card_probability_calibrations(segmenter.card.validation,
+                                         None if graft_model is None else graft_model.card.name)
+
+
+def _graft_fractions(s: _Segmented, curves) -> tuple[_Segmented, str]:
+    """The timepoint with graft fractions (and its samples') for its graft probabilities."""
+    fractions, samples, note = calibrated_fractions(s.graft_probability.array, s.samples, curves,
+                                                    s.labels.spacing)
+    return replace(s, graft_probability=s.graft_probability.with_array(fractions),
+                   samples=samples), note
+
+
 def _baseline_index(timepoints: list[Timepoint]) -> int | None:
     """Index of the pre-injection baseline (the last session before day 0)."""
     days = [t.days for t in timepoints]
@@ -343,7 +361,7 @@ def analyze_subject(subject: Subject, config: AnalysisConfig, device: str = "aut
     abnormal, baseline_flags = _baseline_map(segmented, base_i)
     flags: list[Flag] = [*no_baseline_flags(base_i is not None), *baseline_flags,
                          *(f for _, _, f in failed)]
-    calibrations = interval_calibrations(models)
+    calibrations, curves = interval_calibrations(models), fraction_calibrations(models)
     results, interval_notes = [], []
     for i, s in enumerate(segmented):
         residual, moved, transform = None, None, None
@@ -362,6 +380,9 @@ def analyze_subject(subject: Subject, config: AnalysisConfig, device: str = "aut
                                             config.max_registration_residual_mm))
         _report(on_stage, f"quantifying {s.timepoint.label}")
         moved = _still_there(moved, s)
+        if config.calibrated_fractions:   # the written probseg is then the fractions too
+            s, note = _graft_fractions(s, curves)
+            interval_notes += [note] if note not in interval_notes else []
         exclusion = exclude_lookalikes(s.graft_probability, moved, s.samples)
         metrics = quantify_timepoint(s.labels, exclusion.graft_probability,
                                      exclusion.graft_probability_samples, config.confidence,

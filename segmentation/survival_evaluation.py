@@ -277,3 +277,27 @@ def fit_interval_calibration(records: Sequence[Record], resolution: str, confide
                            [r.volume_ci_mm3[1] for r in points],
                            [r.truth_volume_mm3 for r in points], confidence=confidence,
                            source=source)
+
+
+def fraction_pairs(study: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """(graft map, true graft fraction) of every voxel where the map is >= the probability
+    floor, pooled over the analysed sessions of a study by resolution class: the graft maps
+    ``analyze_subject`` wrote under derivatives/graftwatch against derivatives/phantom-truth."""
+    from imaging.io import load
+    from segmentation.interval_calibration import resolution_class
+    from segmentation.outputs import graft_probseg_path
+    from segmentation.quantify import PROBABILITY_FLOOR
+    pooled: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+    out, truth = Path(study) / "derivatives" / "graftwatch", Path(study) / "derivatives" / "phantom-truth"
+    for session in sorted(truth.glob("sub-*/ses-*")):
+        sid, ses = session.parent.name, session.name
+        mapped = graft_probseg_path(out, sid, ses)
+        true = truth / sid / ses / "anat" / f"{sid}_{ses}_label-graft_probseg.nii.gz"
+        if not (mapped.is_file() and true.is_file()):
+            continue
+        p, t = load(mapped), load(true)
+        keep = np.asarray(p.array) >= PROBABILITY_FLOOR
+        pooled.setdefault(resolution_class(p.spacing), []).append(
+            (np.asarray(p.array)[keep], np.asarray(t.array)[keep]))
+    return {res: (np.concatenate([a for a, _ in v]), np.concatenate([b for _, b in v]))
+            for res, v in pooled.items()}

@@ -98,3 +98,35 @@ def test_write_calibration_fits_each_resolution_into_the_segmenter_card(tmp_path
     assert found["clinical"].scale_high == pytest.approx(6.0 / (1.0 + 1.0))   # 6 over 1 + 1
     assert "--seed 500000" in found["clinical"].source
     assert "written into the card" in capsys.readouterr().out
+
+
+def test_write_fraction_calibration_fits_the_written_maps_against_the_truth(tmp_path, capsys):
+    """Maps written at twice the true fraction give a curve that halves them."""
+    import shutil
+
+    import numpy as np
+
+    from imaging.io import save
+    from imaging.volume import Volume
+    from models.registry import DEFAULT_MODEL, WEIGHTS_DIR, load_card
+    from segmentation.outputs import graft_probseg_path
+    from segmentation.probability_calibration import card_probability_calibrations
+    shutil.copy(WEIGHTS_DIR / f"{DEFAULT_MODEL}.json", tmp_path / f"{DEFAULT_MODEL}.json")
+    study = tmp_path / "work" / "clinical"
+    rng = np.random.default_rng(3)
+    affine = np.diag([0.5, 0.5, 3.0, 1.0])
+    for ses in ("ses-01", "ses-02"):
+        truth = rng.uniform(0.0, 0.5, (12, 12, 8)).astype(np.float32)
+        anat = study / "derivatives" / "phantom-truth" / "sub-001" / ses / "anat"
+        save(Volume(truth, affine), anat / f"sub-001_{ses}_label-graft_probseg.nii.gz")
+        save(Volume(2 * truth, affine),
+             graft_probseg_path(study / "derivatives" / "graftwatch", "sub-001", ses))
+    args = evaluate_survival.build_parser().parse_args(
+        ["--out", "x.json", "--seed", "500000", "--write-calibration", "--graft", "none",
+         "--models-dir", str(tmp_path), "--subjects", "12"])
+    evaluate_survival._write_fraction_calibration(tmp_path / "work", ["clinical"], args)
+    curve = card_probability_calibrations(load_card(DEFAULT_MODEL, tmp_path).validation,
+                                          None)["clinical"]
+    assert float(curve.apply(np.array([0.8]))[0]) == pytest.approx(0.4, abs=0.03)
+    assert "--seed 500000" in curve.source
+    assert "fraction calibration" in capsys.readouterr().out
