@@ -80,7 +80,8 @@ class LookalikeExclusion:
                        graft_volume_model_ci_low_mm3=wider(metrics.model_interval()[0]))
 
 
-def _lookalike_signal(image: Volume, labels: LabelVolume, which: str) -> tuple[np.ndarray, np.ndarray]:
+def _lookalike_signal(image: Volume, labels: LabelVolume,
+                      which: str) -> tuple[np.ndarray, np.ndarray]:
     """(labels, soft 0-1 map of hemorrhage-dark or cyst-bright signal) of a 3-D image,
     the intensity taken relative to its normal cord (label 1)."""
     require_same_space(image, labels)

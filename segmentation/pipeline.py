@@ -288,20 +288,24 @@ def folder_models(device: str, model: str | None, graft: str | None,
                                 models_dir=models_dir)
 
 
+def _segmenter_and_graft(models) -> tuple:
+    """(the segmenter, the graft model's name or None): what a card's calibrations are keyed by."""
+    segmenter, _, graft_model = _model_triple(models)
+    return segmenter, None if graft_model is None else graft_model.card.name
+
+
 def interval_calibrations(models) -> dict:
     """The graft-volume interval calibrations (by resolution class) the segmenter's card holds
     for the graft model in use (``segmentation.interval_calibration``)."""
-    segmenter, _, graft_model = _model_triple(models)
-    return card_calibrations(segmenter.card.validation,
-                             None if graft_model is None else graft_model.card.name)
+    segmenter, graft = _segmenter_and_graft(models)
+    return card_calibrations(segmenter.card.validation, graft)
 
 
 def fraction_calibrations(models) -> dict:
     """The graft probability -> fraction curves (by resolution class) the segmenter's card
     holds for the graft model in use (``segmentation.probability_calibration``)."""
-    segmenter, _, graft_model = _model_triple(models)
-    return card_probability_calibrations(segmenter.card.validation,
-                                         None if graft_model is None else graft_model.card.name)
+    segmenter, graft = _segmenter_and_graft(models)
+    return card_probability_calibrations(segmenter.card.validation, graft)
 
 
 def _graft_fractions(s: _Segmented, curves) -> tuple[_Segmented, str]:

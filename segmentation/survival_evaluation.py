@@ -288,7 +288,8 @@ def fraction_pairs(study: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     from segmentation.outputs import graft_probseg_path
     from segmentation.quantify import PROBABILITY_FLOOR
     pooled: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
-    out, truth = Path(study) / "derivatives" / "graftwatch", Path(study) / "derivatives" / "phantom-truth"
+    derivatives = Path(study) / "derivatives"
+    out, truth = derivatives / "graftwatch", derivatives / "phantom-truth"
     for session in sorted(truth.glob("sub-*/ses-*")):
         sid, ses = session.parent.name, session.name
         mapped = graft_probseg_path(out, sid, ses)

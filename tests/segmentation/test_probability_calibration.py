@@ -69,7 +69,8 @@ def test_calibrated_fractions_by_resolution_and_the_notes(rng):
     assert got == pytest.approx(prob / 2, abs=1e-6)
     assert got_samples[1] == pytest.approx(prob / 4, abs=1e-6)
     assert "reliability curve fitted on 1000 voxels" in note
-    same, same_samples, note = calibrated_fractions(prob, samples, {"clinical": curve}, (0.5, 0.5, 1))
+    same, same_samples, note = calibrated_fractions(prob, samples, {"clinical": curve},
+                                                    (0.5, 0.5, 1))
     assert same is prob and same_samples is samples and "not calibrated for research" in note
 
 
